@@ -1,0 +1,12 @@
+//! exportd: a self-hosted, multi-tenant data-export server compatible with the Medable Cortex
+//! Export API. See README.md, and SPEC.md / DESIGN.md in the shared folder.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod fault;
+pub mod http;
+pub mod model;
+pub mod store;

@@ -1,0 +1,37 @@
+use clap::Parser;
+use exportd::config::{Cli, Command, Config};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => {
+            exportd::app::init_logging(a.common.log_format);
+            Config::for_serve(a).and_then(|c| run(c, false))
+        }
+        Command::Demo(a) => {
+            exportd::app::init_logging(a.common.log_format);
+            exportd::demo::prepare(a).and_then(|c| run(c, true))
+        }
+        Command::Hook => Err("the afterScript runner is not built yet".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("exportd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(config: Config, demo: bool) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let state = exportd::app::build_state(config)?;
+        let banner = if demo {
+            Some(exportd::demo::seed(&state).await?)
+        } else {
+            None
+        };
+        exportd::app::serve(state, banner).await
+    })
+}

@@ -1,0 +1,160 @@
+//! ObjectIds (SPEC §1): 4-byte seconds, 5 random bytes, 3-byte counter; hex order is creation
+//! order within a process.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ObjectId(pub [u8; 12]);
+
+fn process_random() -> &'static [u8; 5] {
+    static R: OnceLock<[u8; 5]> = OnceLock::new();
+    R.get_or_init(|| rand::random())
+}
+
+fn counter() -> &'static AtomicU32 {
+    static C: OnceLock<AtomicU32> = OnceLock::new();
+    C.get_or_init(|| AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff))
+}
+
+impl ObjectId {
+    pub fn new() -> ObjectId {
+        let secs = chrono::Utc::now().timestamp() as u32;
+        let c = counter().fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
+        let mut b = [0u8; 12];
+        b[..4].copy_from_slice(&secs.to_be_bytes());
+        b[4..9].copy_from_slice(process_random());
+        b[9..].copy_from_slice(&c.to_be_bytes()[1..]);
+        ObjectId(b)
+    }
+
+    /// A fixed id, e.g. the administrator role `000000000000000000000004`.
+    pub const fn from_u32(n: u32) -> ObjectId {
+        let nb = n.to_be_bytes();
+        ObjectId([0, 0, 0, 0, 0, 0, 0, 0, nb[0], nb[1], nb[2], nb[3]])
+    }
+
+    pub fn parse(s: &str) -> Option<ObjectId> {
+        if s.len() != 24 {
+            return None;
+        }
+        let mut b = [0u8; 12];
+        hex::decode_to_slice(s, &mut b).ok()?;
+        Some(ObjectId(b))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn bytes(&self) -> &[u8; 12] {
+        &self.0
+    }
+
+    pub fn from_slice(b: &[u8]) -> Option<ObjectId> {
+        Some(ObjectId(b.try_into().ok()?))
+    }
+
+    /// The smallest id not created before `secs`; used as a scan bound.
+    pub fn max_for_secs(secs: u32) -> ObjectId {
+        let mut b = [0xffu8; 12];
+        b[..4].copy_from_slice(&secs.to_be_bytes());
+        ObjectId(b)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectId({})", self.to_hex())
+    }
+}
+
+impl Serialize for ObjectId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ObjectId::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid ObjectId"))
+    }
+}
+
+/// Dates: ISO-8601 UTC with milliseconds.
+pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn now_iso() -> String {
+    iso(chrono::Utc::now())
+}
+
+/// Parses an ISO-8601 date (with or without time/offset) or epoch milliseconds into the
+/// canonical form; None when it cannot be read as a date.
+pub fn parse_date(v: &serde_json::Value) -> Option<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+    match v {
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+                return Some(iso(d.with_timezone(&Utc)));
+            }
+            if let Ok(d) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+                return Some(iso(Utc.from_utc_datetime(&d)));
+            }
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                return Some(iso(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)));
+            }
+            None
+        }
+        serde_json::Value::Number(n) => {
+            let ms = n.as_i64()?;
+            Utc.timestamp_millis_opt(ms).single().map(iso)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_in_creation_order_and_round_trip() {
+        let a = ObjectId::new();
+        let b = ObjectId::new();
+        assert!(a < b);
+        assert!(a.to_hex() < b.to_hex());
+        assert_eq!(ObjectId::parse(&a.to_hex()), Some(a));
+        assert_eq!(ObjectId::parse("zz"), None);
+        assert_eq!(ObjectId::parse("00000000000000000000000g"), None);
+        assert_eq!(ObjectId::from_u32(4).to_hex(), "000000000000000000000004");
+    }
+
+    #[test]
+    fn dates_are_normalised() {
+        use serde_json::json;
+        assert_eq!(
+            parse_date(&json!("2026-11-29T12:00:00Z")).unwrap(),
+            "2026-11-29T12:00:00.000Z"
+        );
+        assert_eq!(
+            parse_date(&json!("2026-11-29T13:00:00.5+01:00")).unwrap(),
+            "2026-11-29T12:00:00.500Z"
+        );
+        assert_eq!(parse_date(&json!("2026-11-29")).unwrap(), "2026-11-29T00:00:00.000Z");
+        assert_eq!(parse_date(&json!(0)).unwrap(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(parse_date(&json!("yesterday")), None);
+        assert_eq!(parse_date(&json!(true)), None);
+    }
+}

@@ -1,0 +1,359 @@
+//! The encrypted blob store: files, archives, side files and spills, each sealed with its own
+//! key in 64 KiB STREAM segments (`blobs`: id ‖ segment u32 BE → sealed segment) and described
+//! by a `BlobMeta`. The blob key is wrapped by the master key with the blob's size, segment
+//! count, nonce prefix and SHA-256 as associated data, so tampering with the metadata, a
+//! segment, or the order or number of segments makes reads fail instead of returning bytes.
+
+use super::Store;
+use super::codec::{decode, encode};
+use crate::crypto::{Key, SEGMENT_LEN, STREAM_PREFIX_LEN, random_prefix};
+use crate::fault::{Fault, Result};
+use crate::model::ids::{ObjectId, now_iso};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BlobKind {
+    File,
+    Archive,
+    SideFile,
+    Spill,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum BlobState {
+    /// Being written; reclaimed if its writer is gone (crash, failure).
+    Writing,
+    Complete,
+    /// Logically deleted; its segments are being removed.
+    Deleting,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlobMeta {
+    pub id: ObjectId,
+    pub org: String,
+    pub kind: BlobKind,
+    pub state: BlobState,
+    pub size: u64,
+    pub segments: u32,
+    pub prefix: Vec<u8>,
+    pub sha256: String,
+    pub wrapped_key: Vec<u8>,
+    pub created: String,
+}
+
+impl BlobMeta {
+    fn key_aad(&self) -> Vec<u8> {
+        let mut a = b"exportd.blob.v1".to_vec();
+        a.extend_from_slice(self.id.bytes());
+        a.extend_from_slice(self.org.as_bytes());
+        a.push(0);
+        a.extend_from_slice(&self.size.to_be_bytes());
+        a.extend_from_slice(&self.segments.to_be_bytes());
+        a.extend_from_slice(&self.prefix);
+        a.extend_from_slice(self.sha256.as_bytes());
+        a
+    }
+
+    /// Plaintext length of segment `i`.
+    fn segment_len(&self, i: u32) -> u64 {
+        if i + 1 < self.segments {
+            SEGMENT_LEN as u64
+        } else {
+            self.size - (self.segments as u64 - 1) * SEGMENT_LEN as u64
+        }
+    }
+}
+
+fn seg_key(id: ObjectId, i: u32) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..12].copy_from_slice(id.bytes());
+    k[12..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Blobs whose writer is alive in this process; the reclaimer leaves them alone.
+fn active() -> &'static Mutex<HashSet<ObjectId>> {
+    static A: OnceLock<Mutex<HashSet<ObjectId>>> = OnceLock::new();
+    A.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Writes one blob; use only on a blocking thread. Dropped without `finish`, it deletes what
+/// it wrote.
+pub struct BlobWriter {
+    store: Store,
+    meta: BlobMeta,
+    key: Key,
+    prefix: [u8; STREAM_PREFIX_LEN],
+    buf: Vec<u8>,
+    hasher: Sha256,
+    max_size: Option<u64>,
+    done: bool,
+}
+
+impl BlobWriter {
+    pub fn id(&self) -> ObjectId {
+        self.meta.id
+    }
+
+    pub fn size(&self) -> u64 {
+        self.meta.size + self.buf.len() as u64
+    }
+
+    /// Refuses (with 413) writes past `max` bytes.
+    pub fn limit(&mut self, max: u64) {
+        self.max_size = Some(max);
+    }
+
+    pub fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
+        if let Some(max) = self.max_size {
+            if self.size() + data.len() as u64 > max {
+                return Err(Fault::too_large(format!(
+                    "The content is larger than the limit of {max} bytes"
+                )));
+            }
+        }
+        while !data.is_empty() {
+            if self.buf.len() == SEGMENT_LEN {
+                self.seal(false)?;
+            }
+            let n = (SEGMENT_LEN - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            self.hasher.update(&data[..n]);
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self, last: bool) -> Result<()> {
+        let i = self.meta.segments;
+        let sealed = self
+            .key
+            .seal_segment(&self.prefix, i, last, self.meta.id.bytes(), &self.buf);
+        self.store.t.blobs.insert(seg_key(self.meta.id, i), sealed)?;
+        self.meta.segments += 1;
+        self.meta.size += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Seals the last segment and returns the completed meta. The blob becomes visible only
+    /// when the caller stores that meta (see [`Store::commit_blob`]), typically in the same
+    /// transaction as the record that points at it.
+    pub fn finish(mut self) -> Result<BlobMeta> {
+        self.seal(true)?;
+        let mut meta = self.meta.clone();
+        meta.sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        meta.state = BlobState::Complete;
+        meta.wrapped_key = self.store.master.wrap(&meta.key_aad(), &self.key);
+        self.done = true;
+        active().lock().unwrap_or_else(|e| e.into_inner()).remove(&meta.id);
+        Ok(meta)
+    }
+}
+
+impl std::io::Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)
+            .map_err(|f| std::io::Error::other(f.to_string()))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let id = self.meta.id;
+            if let Err(e) = self.store.remove_blob_data(id) {
+                tracing::warn!(blob = %id, error = %e, "could not reclaim an abandoned blob; the janitor will");
+            }
+            active().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+}
+
+/// Reads one completed blob by segment (random access).
+pub struct BlobReader {
+    store: Store,
+    pub meta: BlobMeta,
+    key: Key,
+    prefix: [u8; STREAM_PREFIX_LEN],
+}
+
+impl BlobReader {
+    pub fn segment(&self, i: u32) -> Result<Vec<u8>> {
+        if i >= self.meta.segments {
+            return Err(Fault::invalid("range", "Segment out of range"));
+        }
+        let sealed = self
+            .store
+            .t
+            .blobs
+            .get(seg_key(self.meta.id, i))?
+            .ok_or_else(crate::crypto::tampered)?;
+        let last = i + 1 == self.meta.segments;
+        let plain = self
+            .key
+            .open_segment(&self.prefix, i, last, self.meta.id.bytes(), &sealed)?;
+        if plain.len() as u64 != self.meta.segment_len(i) {
+            return Err(crate::crypto::tampered());
+        }
+        Ok(plain)
+    }
+
+    /// The bytes `[start, end)` that fall in segment `i`.
+    pub fn segment_slice(&self, i: u32, start: u64, end: u64) -> Result<Vec<u8>> {
+        let seg = self.segment(i)?;
+        let base = i as u64 * SEGMENT_LEN as u64;
+        let from = start.saturating_sub(base).min(seg.len() as u64) as usize;
+        let to = (end.saturating_sub(base)).min(seg.len() as u64) as usize;
+        Ok(seg[from..to.max(from)].to_vec())
+    }
+
+    /// Reads the whole blob (tests and small blobs only).
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.meta.size as usize);
+        for i in 0..self.meta.segments {
+            out.extend_from_slice(&self.segment(i)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Starts a blob for `org`; its meta is stored as `Writing` so a crash leaves a trace
+    /// the reclaimer can follow.
+    pub fn blob_writer(&self, org: &str, kind: BlobKind) -> Result<BlobWriter> {
+        let meta = BlobMeta {
+            id: ObjectId::new(),
+            org: org.to_string(),
+            kind,
+            state: BlobState::Writing,
+            size: 0,
+            segments: 0,
+            prefix: Vec::new(),
+            sha256: String::new(),
+            wrapped_key: Vec::new(),
+            created: now_iso(),
+        };
+        let prefix = random_prefix();
+        let mut stored = meta.clone();
+        stored.prefix = prefix.to_vec();
+        active().lock().unwrap_or_else(|e| e.into_inner()).insert(meta.id);
+        self.t.blob_meta.insert(meta.id.bytes(), encode(&stored))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            meta: stored,
+            key: Key::random(),
+            prefix,
+            buf: Vec::with_capacity(SEGMENT_LEN),
+            hasher: Sha256::new(),
+            max_size: None,
+            done: false,
+        })
+    }
+
+    pub fn blob_meta(&self, id: ObjectId) -> Result<Option<BlobMeta>> {
+        self.t
+            .blob_meta
+            .get(id.bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Opens a completed blob of `org` for reading; a missing or foreign blob is a 404.
+    pub fn blob_reader(&self, org: &str, id: ObjectId) -> Result<BlobReader> {
+        let meta = self
+            .blob_meta(id)?
+            .filter(|m| m.org == org && m.state == BlobState::Complete)
+            .ok_or_else(|| Fault::not_found("file content"))?;
+        let key = self.master.unwrap_key(&meta.key_aad(), &meta.wrapped_key)?;
+        let prefix: [u8; STREAM_PREFIX_LEN] = meta
+            .prefix
+            .as_slice()
+            .try_into()
+            .map_err(|_| crate::crypto::tampered())?;
+        Ok(BlobReader {
+            store: self.clone(),
+            meta,
+            key,
+            prefix,
+        })
+    }
+
+    /// Stores a finished blob's meta outside any other transaction.
+    pub fn commit_blob(&self, meta: &BlobMeta) -> Result<()> {
+        self.t.blob_meta.insert(meta.id.bytes(), encode(meta))?;
+        Ok(())
+    }
+
+    /// Removes a blob's segments and meta (the caller has already released its usage).
+    pub fn remove_blob_data(&self, id: ObjectId) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for k in self.t.blobs.scan_prefix(id.bytes()).keys() {
+            batch.remove(k?);
+        }
+        self.t.blobs.apply_batch(batch)?;
+        self.t.blob_meta.remove(id.bytes())?;
+        Ok(())
+    }
+
+    /// Reclaims blobs left `Writing` by a dead writer or `Deleting` by an interrupted
+    /// delete, and segments without any meta. Returns how many blobs were reclaimed.
+    pub fn reclaim_blobs(&self) -> Result<usize> {
+        let live = active().lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut doomed = Vec::new();
+        for r in self.t.blob_meta.iter() {
+            let (_, v) = r?;
+            let m: BlobMeta = decode(&v)?;
+            if m.state != BlobState::Complete && !live.contains(&m.id) {
+                doomed.push(m.id);
+            }
+        }
+        // segments whose meta is gone
+        let mut last: Option<[u8; 12]> = None;
+        for k in self.t.blobs.iter().keys() {
+            let k = k?;
+            let Ok(id) = <[u8; 12]>::try_from(&k[..12.min(k.len())]) else {
+                continue;
+            };
+            if last == Some(id) {
+                continue;
+            }
+            last = Some(id);
+            let oid = ObjectId(id);
+            if !live.contains(&oid) && self.t.blob_meta.get(id)?.is_none() && !doomed.contains(&oid) {
+                doomed.push(oid);
+            }
+        }
+        for id in &doomed {
+            self.remove_blob_data(*id)?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Every blob meta, for checks and recounts.
+    pub fn all_blob_metas(&self) -> Result<Vec<BlobMeta>> {
+        self.t.blob_meta.iter().map(|r| decode(&r?.1)).collect()
+    }
+}
+
+/// Marks a blob as being deleted inside a transaction over `blob_meta`.
+pub fn mark_deleting(
+    tx: &sled::transaction::TransactionalTree,
+    id: ObjectId,
+) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<Fault>> {
+    if let Some(v) = tx.get(id.bytes())? {
+        let mut m: BlobMeta =
+            decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+        m.state = BlobState::Deleting;
+        tx.insert(id.bytes().as_slice(), encode(&m))?;
+    }
+    Ok(())
+}

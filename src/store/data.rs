@@ -1,0 +1,299 @@
+//! Object definitions, sealed documents, file facets and the usage counters.
+
+use super::blobs::{BlobMeta, mark_deleting};
+use super::codec::{decode, encode};
+use super::{Store, key, prefix};
+use crate::fault::{Fault, Result};
+use crate::model::document::{RefCheck, StoredDoc};
+use crate::model::ids::ObjectId;
+use crate::model::org::Usage;
+use crate::model::schema::ObjectDef;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
+
+fn tx_usage(usage: &TransactionalTree, org: &str) -> std::result::Result<Usage, Tx<Fault>> {
+    match usage.get(org)? {
+        Some(v) => decode(&v).map_err(Tx::Abort),
+        None => Ok(Usage::default()),
+    }
+}
+
+pub fn doc_key(org: &str, object: &str, id: ObjectId) -> Vec<u8> {
+    key(&[org.as_bytes(), object.as_bytes(), id.bytes()])
+}
+
+impl Store {
+    // ---- object definitions ----
+
+    pub fn list_objects(&self, org: &str) -> Result<Vec<ObjectDef>> {
+        self.t
+            .objects
+            .scan_prefix(prefix(&[org.as_bytes()]))
+            .map(|r| decode(&r?.1))
+            .collect()
+    }
+
+    /// Finds a definition by name or plural name.
+    pub fn find_object(&self, org: &str, name: &str) -> Result<Option<ObjectDef>> {
+        if let Some(v) = self.t.objects.get(key(&[org.as_bytes(), name.as_bytes()]))? {
+            return decode(&v).map(Some);
+        }
+        Ok(self
+            .list_objects(org)?
+            .into_iter()
+            .find(|o| o.plural_name == name))
+    }
+
+    pub fn put_object(&self, org: &str, def: &ObjectDef) -> Result<()> {
+        self.t
+            .objects
+            .insert(key(&[org.as_bytes(), def.name.as_bytes()]), encode(def))?;
+        self.flush()
+    }
+
+    // ---- documents ----
+
+    fn seal_doc(&self, org: &str, object: &str, doc: &StoredDoc) -> Result<(Vec<u8>, Vec<u8>)> {
+        let k = doc_key(org, object, doc.id);
+        let sealed = self.org_key(org)?.seal(&k, &encode(doc));
+        Ok((k, sealed))
+    }
+
+    pub fn open_doc(&self, org: &str, k: &[u8], sealed: &[u8]) -> Result<StoredDoc> {
+        decode(&self.org_key(org)?.open(k, sealed)?)
+    }
+
+    pub fn get_doc(&self, org: &str, object: &str, id: ObjectId) -> Result<Option<StoredDoc>> {
+        let k = doc_key(org, object, id);
+        match self.t.docs.get(&k)? {
+            Some(v) => self.open_doc(org, &k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn doc_exists(&self, org: &str, object: &str, id: ObjectId) -> Result<bool> {
+        Ok(self.t.docs.contains_key(doc_key(org, object, id))?)
+    }
+
+    /// Inserts new documents and counts them, in one transaction. Not flushed: callers flush
+    /// once per acknowledged request.
+    pub fn insert_docs(&self, org: &str, object: &str, docs: &[StoredDoc]) -> Result<()> {
+        let sealed: Vec<(Vec<u8>, Vec<u8>)> = docs
+            .iter()
+            .map(|d| self.seal_doc(org, object, d))
+            .collect::<Result<_>>()?;
+        let res = (&self.t.docs, &self.t.usage).transaction(|(dt, ut)| {
+            for (k, v) in &sealed {
+                dt.insert(k.as_slice(), v.as_slice())?;
+            }
+            let mut u = tx_usage(ut, org)?;
+            *u.docs.entry(object.to_string()).or_default() += sealed.len() as u64;
+            ut.insert(org, encode(&u))?;
+            Ok(())
+        });
+        res?;
+        Ok(())
+    }
+
+    /// Replaces a document's value; blobs the update dropped are released and reclaimed.
+    pub fn update_doc(
+        &self,
+        org: &str,
+        object: &str,
+        doc: &StoredDoc,
+        dropped: &[ObjectId],
+    ) -> Result<()> {
+        let (k, v) = self.seal_doc(org, object, doc)?;
+        let drop_metas = self.metas(dropped)?;
+        let res = (&self.t.docs, &self.t.usage, &self.t.blob_meta).transaction(|(dt, ut, bt)| {
+            if dt.get(&k)?.is_none() {
+                return Err(Tx::Abort(Fault::not_found("document")));
+            }
+            dt.insert(k.as_slice(), v.as_slice())?;
+            release_files(ut, bt, org, &drop_metas)?;
+            Ok(())
+        });
+        res?;
+        self.finish_deletes(dropped)?;
+        self.flush()
+    }
+
+    /// Deletes a document, releasing its files.
+    pub fn delete_doc(&self, org: &str, object: &str, id: ObjectId, blobs: &[ObjectId]) -> Result<()> {
+        let k = doc_key(org, object, id);
+        let drop_metas = self.metas(blobs)?;
+        let res = (&self.t.docs, &self.t.usage, &self.t.blob_meta).transaction(|(dt, ut, bt)| {
+            if dt.remove(k.as_slice())?.is_none() {
+                return Err(Tx::Abort(Fault::not_found("document")));
+            }
+            release_files(ut, bt, org, &drop_metas)?;
+            let mut u = tx_usage(ut, org)?;
+            if let Some(n) = u.docs.get_mut(object) {
+                *n = n.saturating_sub(1);
+            }
+            ut.insert(org, encode(&u))?;
+            Ok(())
+        });
+        res?;
+        self.finish_deletes(blobs)?;
+        self.flush()
+    }
+
+    fn metas(&self, ids: &[ObjectId]) -> Result<Vec<BlobMeta>> {
+        Ok(ids
+            .iter()
+            .map(|id| self.blob_meta(*id))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    fn finish_deletes(&self, ids: &[ObjectId]) -> Result<()> {
+        for id in ids {
+            self.remove_blob_data(*id)?;
+        }
+        Ok(())
+    }
+
+    /// Document ids of `object` in `_id` order (descending when `reverse`), after `skip`.
+    pub fn scan_docs(
+        &self,
+        org: &str,
+        object: &str,
+        reverse: bool,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<StoredDoc>> {
+        let p = prefix(&[org.as_bytes(), object.as_bytes()]);
+        let iter = self.t.docs.scan_prefix(&p);
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        iter.skip(skip)
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r?;
+                self.open_doc(org, &k, &v)
+            })
+            .collect()
+    }
+
+    pub fn count_docs(&self, org: &str, object: &str) -> Result<u64> {
+        Ok(self
+            .t
+            .docs
+            .scan_prefix(prefix(&[org.as_bytes(), object.as_bytes()]))
+            .keys()
+            .count() as u64)
+    }
+
+    // ---- files ----
+
+    /// Stores an uploaded file: the document gets `doc` (with the new facet), the blob meta
+    /// becomes visible, usage grows, and `replaced` (if any) is released — all at once. The
+    /// storage limit is checked inside the transaction.
+    pub fn attach_file(
+        &self,
+        org: &str,
+        object: &str,
+        doc: &StoredDoc,
+        blob: &BlobMeta,
+        replaced: Option<ObjectId>,
+        limit: Option<u64>,
+    ) -> Result<()> {
+        let (k, v) = self.seal_doc(org, object, doc)?;
+        let drop_metas = self.metas(&replaced.into_iter().collect::<Vec<_>>())?;
+        let bv = encode(blob);
+        let res = (&self.t.docs, &self.t.usage, &self.t.blob_meta).transaction(|(dt, ut, bt)| {
+            if dt.get(&k)?.is_none() {
+                return Err(Tx::Abort(Fault::not_found("document")));
+            }
+            release_files(ut, bt, org, &drop_metas)?;
+            let mut u = tx_usage(ut, org)?;
+            if limit.is_some_and(|l| u.used() + blob.size > l) {
+                return Err(Tx::Abort(Fault::storage_limit()));
+            }
+            u.files_bytes += blob.size;
+            u.files_count += 1;
+            ut.insert(org, encode(&u))?;
+            dt.insert(k.as_slice(), v.as_slice())?;
+            bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
+            Ok(())
+        });
+        res?;
+        self.finish_deletes(&replaced.into_iter().collect::<Vec<_>>())?;
+        self.flush()
+    }
+
+    pub fn usage(&self, org: &str) -> Result<Usage> {
+        Ok(match self.t.usage.get(org)? {
+            Some(v) => decode(&v)?,
+            None => Usage::default(),
+        })
+    }
+}
+
+/// Releases file blobs inside a transaction: usage shrinks, metas become `Deleting`.
+fn release_files(
+    ut: &TransactionalTree,
+    bt: &TransactionalTree,
+    org: &str,
+    metas: &[BlobMeta],
+) -> std::result::Result<(), Tx<Fault>> {
+    if metas.is_empty() {
+        return Ok(());
+    }
+    let mut u = tx_usage(ut, org)?;
+    for m in metas {
+        u.files_bytes = u.files_bytes.saturating_sub(m.size);
+        u.files_count = u.files_count.saturating_sub(1);
+        mark_deleting(bt, m.id)?;
+    }
+    ut.insert(org, encode(&u))?;
+    Ok(())
+}
+
+/// Reference checks straight against the store.
+pub struct StoreRefs<'a> {
+    pub store: &'a Store,
+    pub org: &'a str,
+    /// Ids inserted earlier in the same bulk request, not yet committed.
+    pub pending: std::collections::HashSet<(String, ObjectId)>,
+}
+
+impl RefCheck for StoreRefs<'_> {
+    fn exists(&mut self, object: &str, id: ObjectId) -> Result<bool> {
+        if self.pending.contains(&(object.to_string(), id)) {
+            return Ok(true);
+        }
+        if object == "account" {
+            return Ok(self.store.get_account(self.org, id)?.is_some());
+        }
+        self.store.doc_exists(self.org, object, id)
+    }
+}
+
+impl Store {
+    /// Lazily decrypts the documents of `object` in `_id` order (descending when `reverse`).
+    pub fn iter_docs<'a>(
+        &'a self,
+        org: &'a str,
+        object: &str,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<StoredDoc>> + 'a> {
+        let p = prefix(&[org.as_bytes(), object.as_bytes()]);
+        let iter = self.t.docs.scan_prefix(p);
+        let open = move |r: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = r?;
+            self.open_doc(org, &k, &v)
+        };
+        if reverse {
+            Box::new(iter.rev().map(open))
+        } else {
+            Box::new(iter.map(open))
+        }
+    }
+}
