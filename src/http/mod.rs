@@ -74,38 +74,45 @@ async fn guard(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,
 ) -> actix_web::Result<ServiceResponse<BoxBody>> {
-    let http_req = req.request().clone();
+    // no clone of the request here: routing needs it uniquely owned
+    let method = req.method().to_string();
+    let path = req.path().to_string();
     let started = std::time::Instant::now();
     let rid = crate::crypto::random_hex(8);
-    let mut out = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(Ok(res)) => ensure_fault(res.map_into_boxed_body()),
-        Ok(Err(e)) => ensure_fault(ServiceResponse::new(http_req.clone(), e.error_response())),
+    let out = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(Ok(res)) => Ok(ensure_fault(res.map_into_boxed_body())),
+        Ok(Err(e)) if e.as_error::<Fault>().is_some() => Err(e),
+        Ok(Err(e)) => Err(fault_for_status(e.as_response_error().status_code().as_u16(), &method, &path).into()),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(panic = %msg, path = %http_req.path(), "handler panicked");
-            let f = Fault::new(Category::Error, "unspecified", "internal error");
-            ServiceResponse::new(http_req.clone(), f.error_response())
+            tracing::error!(panic = %msg, %path, "handler panicked");
+            Err(Fault::new(Category::Error, "unspecified", "internal error").into())
         }
     };
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&rid) {
-        out.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("x-request-id"),
-            v,
-        );
+    let status = match &out {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    tracing::info!(request_id = %rid, %method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
+    out.map(|mut r| {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&rid) {
+            r.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
+        }
+        r
+    })
+}
+
+fn fault_for_status(status: u16, method: &str, path: &str) -> Fault {
+    match status {
+        404 | 405 => Fault::new(Category::NotFound, "route", format!("No route for {method} {path}")),
+        413 => Fault::too_large("The request body is too large"),
+        400..=499 => Fault::invalid("request", "The request could not be read"),
+        _ => Fault::new(Category::Error, "unspecified", "internal error"),
     }
-    tracing::info!(
-        request_id = %rid,
-        method = %http_req.method(),
-        path = %http_req.path(),
-        status = out.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    Ok(out)
 }
 
 fn ensure_fault(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
@@ -121,16 +128,11 @@ fn ensure_fault(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     if is_json {
         return res;
     }
-    let f = match status.as_u16() {
-        404 | 405 => Fault::new(
-            Category::NotFound,
-            "route",
-            format!("No route for {} {}", res.request().method(), res.request().path()),
-        ),
-        413 => Fault::too_large("The request body is too large"),
-        400..=499 => Fault::invalid("request", "The request could not be read"),
-        _ => Fault::new(Category::Error, "unspecified", "internal error"),
-    };
+    let f = fault_for_status(
+        status.as_u16(),
+        res.request().method().as_str(),
+        res.request().path(),
+    );
     let (req, _) = res.into_parts();
     ServiceResponse::new(req, f.error_response())
 }
