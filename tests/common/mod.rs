@@ -15,17 +15,6 @@ pub struct TestApp<S> {
     pub dir: tempfile::TempDir,
 }
 
-pub type Svc = Box<
-    dyn Service<
-            actix_http::Request,
-            Response = ServiceResponse<actix_web::body::BoxBody>,
-            Error = actix_web::Error,
-            Future = std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>>>,
-            >,
-        >,
->;
-
 /// A fresh app with its own data dir.
 pub async fn app() -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>> {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +63,7 @@ where
     B: actix_web::body::MessageBody,
 {
     let resp = match svc.call(req.to_request()).await {
-        Ok(r) => r.map_into_boxed_body(),
+        Ok(r) => r,
         Err(e) => {
             let r = e.error_response();
             let status = r.status().as_u16();

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of exportd. Installs what the tests need first (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v unzip >/dev/null 2>&1 || need_pkgs+=(unzip)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "installing: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+export RUST_LOG=${RUST_LOG:-warn}
+export CARGO_TERM_COLOR=never
+cargo build --all-targets --locked
+cargo test --all-targets --locked -- --test-threads=2

@@ -1,0 +1,252 @@
+//! The built binary as a process: acknowledged writes survive SIGKILL, SIGTERM stops cleanly,
+//! and bad configuration exits non-zero with one clear line.
+
+use serde_json::{Value, json};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SYS: &str = "process-test-system-token";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_key(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("master.key");
+    std::fs::write(&p, "11".repeat(32)).unwrap();
+    p
+}
+
+fn spawn(dir: &Path, port: u16) -> Child {
+    let key = write_key(dir);
+    let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--master-key-file")
+        .arg(key)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("EXPORTD_SYSTEM_TOKEN", SYS)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("http://127.0.0.1:{port}/health")).call().is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server did not start on port {port}");
+}
+
+struct Client {
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn send(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {token}"));
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(method, path, &self.token, body)
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = spawn(dir.path(), port);
+    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
+    let (s, acct) = c.send(
+        "POST",
+        "/sys/orgs/acme/accounts",
+        SYS,
+        Some(json!({"email": "a@acme.test", "roles": ["administrator"]})),
+    );
+    assert_eq!(s, 201);
+    c.token = acct["token"].as_str().unwrap().to_string();
+    let (s, _) = c.api(
+        "POST",
+        "/acme/v2/objects",
+        Some(json!({"name": "c_note", "properties": [
+            {"name": "c_text", "type": "String"}, {"name": "c_file", "type": "File"}]})),
+    );
+    assert_eq!(s, 201);
+
+    let mut acked: Vec<(String, String)> = Vec::new();
+    for i in 0..20 {
+        let text = format!("note number {i}");
+        let (s, d) = c.api("POST", "/acme/v2/c_notes", Some(json!({"c_text": text})));
+        assert_eq!(s, 201);
+        acked.push((d["_id"].as_str().unwrap().to_string(), text));
+    }
+    // bulk
+    let lines: Vec<String> = (0..500).map(|i| json!({"c_text": format!("bulk {i}")}).to_string()).collect();
+    let r = ureq::post(&format!("{}/acme/v2/c_notes", c.base))
+        .set("Authorization", &format!("Bearer {}", c.token))
+        .set("Content-Type", "application/x-ndjson")
+        .send_string(&lines.join("\n"))
+        .unwrap();
+    let bulk: Value = r.into_json().unwrap();
+    let ids = bulk["data"]["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 500);
+    for (i, id) in ids.iter().enumerate() {
+        acked.push((id.as_str().unwrap().to_string(), format!("bulk {i}")));
+    }
+    // files, the last one acknowledged right before the kill
+    let mut files = Vec::new();
+    for (i, (id, _)) in acked.iter().take(5).enumerate() {
+        let content: Vec<u8> = (0..(70_000 + i * 1000)).map(|b| (b * 7 + i) as u8).collect();
+        let r = ureq::put(&format!("{}/acme/v2/c_notes/{id}/c_file/content", c.base))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(&content)
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        files.push((id.clone(), content));
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+
+    let mut server = spawn(dir.path(), port);
+    for (id, text) in &acked {
+        let (s, d) = c.api("GET", &format!("/acme/v2/c_notes/{id}"), None);
+        assert_eq!(s, 200, "document {id} lost");
+        assert_eq!(d["c_text"], text.as_str());
+    }
+    for (id, content) in &files {
+        let r = ureq::get(&format!("{}/acme/v2/c_notes/{id}/c_file/content", c.base))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .call()
+            .unwrap();
+        let mut got = Vec::new();
+        r.into_reader().read_to_end(&mut got).unwrap();
+        assert_eq!(&got, content, "file of {id} differs after restart");
+    }
+    let (_, storage) = c.api("GET", "/acme/v2/org/storage", None);
+    let expected: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(storage["files"], expected);
+    let (_, list) = c.api("GET", "/acme/v2/c_notes?limit=1&total=true", None);
+    assert_eq!(list["total"], acked.len());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn sigterm_stops_cleanly_within_ten_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = spawn(dir.path(), port);
+    let c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
+    let started = Instant::now();
+    let rc = unsafe_kill(server.id(), "TERM");
+    assert!(rc);
+    let status = wait_with_timeout(server, Duration::from_secs(10)).expect("did not exit within 10 s");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // the org created before the stop is still there
+    let server = spawn(dir.path(), port);
+    assert_eq!(c.send("GET", "/sys/orgs/acme", SYS, None).0, 200);
+    assert!(unsafe_kill(server.id(), "INT"));
+    let status = wait_with_timeout(server, Duration::from_secs(10)).expect("SIGINT: no exit");
+    assert!(status.success());
+}
+
+fn unsafe_kill(pid: u32, sig: &str) -> bool {
+    Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap().success()
+}
+
+fn wait_with_timeout(mut child: Child, t: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// Runs the binary to completion; returns (exit code, stderr).
+fn run_fails(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_exportd"));
+    cmd.args(args).env_remove("EXPORTD_MASTER_KEY").env_remove("EXPORTD_MASTER_KEY_FILE").env("RUST_LOG", "off");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn bad_configuration_exits_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let (code, err) = run_fails(&["serve", "--data-dir", data, "--bind", "127.0.0.1:0"], &[]);
+    assert_ne!(code, 0);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("master key"), "{err}");
+
+    let bad_key = dir.path().join("bad.key");
+    std::fs::write(&bad_key, "abcd").unwrap();
+    let (code, err) = run_fails(
+        &["serve", "--data-dir", data, "--master-key-file", bad_key.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("32 bytes"), "{err}");
+
+    // port in use
+    let key = write_key(dir.path());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, err) = run_fails(
+        &["serve", "--data-dir", data, "--master-key-file", key.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}")],
+        &[("EXPORTD_SYSTEM_TOKEN", "x")],
+    );
+    assert_ne!(code, 0);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+
+    // a data dir that is a file
+    let file = dir.path().join("plainfile");
+    std::fs::write(&file, "x").unwrap();
+    let (code, err) = run_fails(
+        &["serve", "--data-dir", file.to_str().unwrap(), "--master-key-file", key.to_str().unwrap()],
+        &[("EXPORTD_SYSTEM_TOKEN", "x")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("data dir"), "{err}");
+
+    // a different master key for an existing data dir
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "22".repeat(32)).unwrap();
+    let (code, err) = run_fails(
+        &["serve", "--data-dir", data, "--master-key-file", other.to_str().unwrap(), "--bind", "127.0.0.1:0"],
+        &[("EXPORTD_SYSTEM_TOKEN", "x")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("does not match"), "{err}");
+}
