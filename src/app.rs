@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub struct AppState {
     pub store: Store,
+    pub exports: crate::export::ExportService,
     pub config: Arc<Config>,
     pub system_token_hash: [u8; 32],
 }
@@ -27,7 +28,19 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
     if reclaimed > 0 {
         tracing::info!(reclaimed, "reclaimed blobs left unfinished by an earlier run");
     }
+    let exports = crate::export::actors::ExportSupervisor::start(store.clone(), config.max_concurrent)
+        .map_err(|e| format!("cannot recover exports: {e}"))?;
+    {
+        use actix::Actor;
+        crate::export::janitor::Janitor {
+            store: store.clone(),
+            exports: exports.clone(),
+            interval: config.janitor_interval,
+        }
+        .start();
+    }
     Ok(web::Data::new(AppState {
+        exports,
         store,
         system_token_hash: sha256(token.as_bytes()),
         config: Arc::new(config),
@@ -97,7 +110,8 @@ pub async fn serve(state: web::Data<AppState>, banner: Option<String>) -> Result
         .run()
         .await
         .map_err(|e| format!("server error: {e}"))?;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: running exports go back to pending");
+    state.exports.shutdown(std::time::Duration::from_secs(5)).await;
     state
         .store
         .flush()

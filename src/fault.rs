@@ -57,7 +57,8 @@ impl Category {
             Category::TooLarge => 413,
             Category::Throttled => 429,
             Category::Expired => 410,
-            Category::Error | Category::Cancelled => 500,
+            Category::Error => 500,
+            Category::Cancelled => 400,
             Category::Accepted => 202,
         }
     }

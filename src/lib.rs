@@ -8,5 +8,7 @@ pub mod crypto;
 pub mod demo;
 pub mod fault;
 pub mod http;
+pub mod export;
 pub mod model;
+pub mod query;
 pub mod store;

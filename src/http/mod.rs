@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod body;
 pub mod documents;
+pub mod exports;
 pub mod files;
 pub mod health;
 pub mod objects;
@@ -36,6 +37,7 @@ pub fn app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(accounts::configure)
             .configure(objects::configure)
             .configure(org::configure)
+            .configure(exports::configure)
             // documents and files take the generic /{org}/v2/{plural} routes: register last
             .configure(files::configure)
             .configure(documents::configure)

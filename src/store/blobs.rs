@@ -149,8 +149,8 @@ impl BlobWriter {
         meta.sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         meta.state = BlobState::Complete;
         meta.wrapped_key = self.store.master.wrap(&meta.key_aad(), &self.key);
+        // stays pinned until the caller commits its meta (or removes it)
         self.done = true;
-        active().lock().unwrap_or_else(|e| e.into_inner()).remove(&meta.id);
         Ok(meta)
     }
 }
@@ -288,6 +288,7 @@ impl Store {
     }
 
     /// Stores a finished blob's meta outside any other transaction.
+    /// The blob stays pinned: the caller unpins it when done with it.
     pub fn commit_blob(&self, meta: &BlobMeta) -> Result<()> {
         self.t.blob_meta.insert(meta.id.bytes(), encode(meta))?;
         Ok(())
@@ -301,6 +302,7 @@ impl Store {
         }
         self.t.blobs.apply_batch(batch)?;
         self.t.blob_meta.remove(id.bytes())?;
+        self.unpin_blob(id);
         Ok(())
     }
 
@@ -312,7 +314,9 @@ impl Store {
         for r in self.t.blob_meta.iter() {
             let (_, v) = r?;
             let m: BlobMeta = decode(&v)?;
-            if m.state != BlobState::Complete && !live.contains(&m.id) {
+            // spills never outlive their run
+            let dead = m.state != BlobState::Complete || m.kind == BlobKind::Spill;
+            if dead && !live.contains(&m.id) {
                 doomed.push(m.id);
             }
         }
@@ -356,4 +360,15 @@ pub fn mark_deleting(
         tx.insert(id.bytes().as_slice(), encode(&m))?;
     }
     Ok(())
+}
+
+impl Store {
+    /// Keeps a completed blob safe from the reclaimer while a run uses it (CSV spills).
+    pub fn pin_blob(&self, id: ObjectId) {
+        active().lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+    }
+
+    pub fn unpin_blob(&self, id: ObjectId) {
+        active().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
 }

@@ -224,6 +224,7 @@ impl Store {
             Ok(())
         });
         res?;
+        self.unpin_blob(blob.id);
         self.finish_deletes(&replaced.into_iter().collect::<Vec<_>>())?;
         self.flush()
     }

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod codec;
 pub mod data;
+pub mod exports;
 pub mod identity;
 
 use crate::crypto::Key;
@@ -28,6 +29,7 @@ pub struct Trees {
     pub docs: sled::Tree,
     pub exports: sled::Tree,
     pub export_queue: sled::Tree,
+    pub export_events: sled::Tree,
     pub blobs: sled::Tree,
     pub blob_meta: sled::Tree,
     pub usage: sled::Tree,
@@ -88,6 +90,7 @@ impl Store {
             docs: open("docs")?,
             exports: open("exports")?,
             export_queue: open("export_queue")?,
+            export_events: open("export_events")?,
             blobs: open("blobs")?,
             blob_meta: open("blob_meta")?,
             usage: open("usage")?,

@@ -1,0 +1,48 @@
+//! The janitor: on a timer, deletes expired exports (record, archive, quota), drops expired
+//! sessions and reclaims orphaned blobs.
+
+use super::ExportService;
+use crate::model::ids::now_iso;
+use crate::store::Store;
+use actix::prelude::*;
+use std::time::Duration;
+
+pub struct Janitor {
+    pub store: Store,
+    pub exports: ExportService,
+    pub interval: Duration,
+}
+
+impl Actor for Janitor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |act, _| {
+            let store = act.store.clone();
+            let exports = act.exports.clone();
+            actix::spawn(async move {
+                match tokio::task::spawn_blocking(move || sweep(&store, &exports)).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "janitor removed expired exports"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "janitor sweep failed"),
+                    _ => {}
+                }
+            });
+        });
+    }
+}
+
+/// One sweep; returns how many exports expired.
+pub fn sweep(store: &Store, exports: &ExportService) -> crate::fault::Result<usize> {
+    let now = now_iso();
+    let mut n = 0;
+    for rec in store.all_exports()? {
+        if rec.is_expired(&now) && !exports.is_running(rec.id) {
+            match store.delete_export(&rec.org, rec.id) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(export = %rec.id, error = %e, "could not expire export"),
+            }
+        }
+    }
+    store.purge_sessions(chrono::Utc::now().timestamp())?;
+    store.reclaim_blobs()?;
+    Ok(n)
+}

@@ -1,0 +1,303 @@
+//! One export run, on a blocking thread: cursor over ids up to a mark taken at start →
+//! ACL/matcher → projector → format writer → zip entry (deflate) → encrypted blob (SHA-256
+//! on the way) → one transaction flips the record to `ready`. Memory is bounded by the batch
+//! and buffer sizes, never by the export's size. CSV goes through an encrypted spill blob.
+
+use crate::export::formats::DocWriter;
+use crate::export::formats::csv::{Columns, CsvWriter};
+use crate::export::formats::json::JsonWriter;
+use crate::export::formats::ndjson::NdjsonWriter;
+use crate::export::record::{Event, ExportRecord, Format, State, Stats};
+use crate::fault::{Category, Fault};
+use crate::model::document::StoredDoc;
+use crate::model::ids::{ObjectId, now_iso};
+use crate::model::schema::ObjectDef;
+use crate::query::Projector;
+use crate::store::blobs::BlobReader;
+use crate::store::{BlobKind, BlobWriter, Store};
+use serde_json::{Map, Value, json};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+use zip::write::SimpleFileOptions;
+
+/// Why a run was asked to stop.
+pub const RUN: u8 = 0;
+pub const STOP_CANCEL: u8 = 1;
+pub const STOP_DELETE: u8 = 2;
+pub const STOP_SHUTDOWN: u8 = 3;
+
+/// How often the cancel flag is looked at (documents).
+const CHECK_EVERY: u64 = 256;
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+const BUF: usize = 256 * 1024;
+
+pub enum Outcome {
+    Ready(ExportRecord),
+    Failed(Fault),
+    /// Stopped by cancel, delete or shutdown (the flag value says which).
+    Stopped(u8),
+    /// The record was not pending (deleted or cancelled before it started).
+    Skipped,
+}
+
+pub fn cancelled_fault() -> Fault {
+    Fault::new(Category::Cancelled, "export", "The export was cancelled")
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    rec: ExportRecord,
+    flag: &'a AtomicU8,
+    last_progress: Instant,
+    done: u64,
+}
+
+enum Stop {
+    Flag(u8),
+    Fault(Fault),
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Stop {
+        Stop::Fault(f)
+    }
+}
+
+fn io_fault(e: std::io::Error) -> Stop {
+    Stop::Fault(Fault::internal("writing the archive failed", e))
+}
+
+/// Runs the export `id` of `org` to its end state.
+pub fn run(store: &Store, org: &str, id: ObjectId, flag: Arc<AtomicU8>) -> Outcome {
+    let rec = match store.update_export(org, id, |r| {
+        if r.state != State::Pending {
+            return Err(Fault::conflict("state", "not pending"));
+        }
+        r.state = State::Running;
+        r.started = Some(now_iso());
+        r.progress = Default::default();
+        Ok(())
+    }) {
+        Ok(r) => r,
+        Err(_) => return Outcome::Skipped,
+    };
+    let _ = store.add_event(org, id, &Event::new("started", json!({})));
+    let mut run = Run { store, rec, flag: &flag, last_progress: Instant::now(), done: 0 };
+    match run.execute() {
+        Ok(rec) => Outcome::Ready(rec),
+        Err(Stop::Flag(f)) => Outcome::Stopped(f),
+        Err(Stop::Fault(f)) => Outcome::Failed(f),
+    }
+}
+
+impl Run<'_> {
+    fn check(&mut self) -> std::result::Result<(), Stop> {
+        let f = self.flag.load(Ordering::Relaxed);
+        if f != RUN {
+            return Err(Stop::Flag(f));
+        }
+        if self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = Instant::now();
+            let docs = self.done;
+            let _ = self.store.update_export(&self.rec.org, self.rec.id, |r| {
+                if r.state == State::Running {
+                    r.progress.docs = docs;
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+
+    fn event(&self, name: &str, data: Value) {
+        if let Err(e) = self.store.add_event(&self.rec.org, self.rec.id, &Event::new(name, data)) {
+            tracing::warn!(error = %e, "could not record export event");
+        }
+    }
+
+    fn execute(&mut self) -> std::result::Result<ExportRecord, Stop> {
+        let org = self.rec.org.clone();
+        let def = self
+            .store
+            .find_object(&org, &self.rec.object)?
+            .ok_or_else(|| Fault::new(Category::NotFound, "object", "The exported object no longer exists"))?;
+        let cat = self.store.list_objects(&org)?;
+        let principal = match self.rec.principal {
+            Some(p) => Some(
+                self.store
+                    .get_account(&org, p)?
+                    .ok_or_else(|| Fault::new(Category::NotFound, "principal", "The principal account no longer exists"))?,
+            ),
+            None => None,
+        };
+        let projector = Projector { paths: self.rec.paths.clone(), include: self.rec.include.clone(), principal };
+        // documents created from now on are not part of this export
+        let mark = ObjectId::new();
+        let total = self.store.count_docs(&org, &def.name)?;
+        let _ = self.store.update_export(&org, self.rec.id, |r| {
+            r.progress.total = Some(total);
+            Ok(())
+        });
+
+        let archive = self.store.blob_writer(&org, BlobKind::Archive)?;
+        let mut zip = zip::ZipWriter::new_stream(archive);
+        let entry = format!("{}.{}", self.rec.base_name(), self.rec.format.ext());
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(6))
+            .large_file(true);
+        zip.start_file(entry.as_str(), opts).map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
+
+        self.event("cursor.started", json!({"total": total}));
+        let count = match self.rec.format {
+            Format::Ndjson => {
+                let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
+                let n = self.each_doc(&def, &cat, &projector, mark, |d| w.write_doc(d))?;
+                w.finish().map_err(io_fault)?;
+                n
+            }
+            Format::Json => {
+                let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
+                let n = self.each_doc(&def, &cat, &projector, mark, |d| w.write_doc(d))?;
+                w.finish().map_err(io_fault)?;
+                n
+            }
+            Format::Csv => self.csv(&def, &cat, &projector, mark, &mut zip)?,
+        };
+        let archive = zip
+            .finish()
+            .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?
+            .into_inner();
+        self.check()?;
+        let meta = archive.finish()?;
+        let stats = Stats { docs: count, files_count: 0, files_size: 0 };
+        let limit = self.store.get_org(&org)?.and_then(|o| o.storage_limit);
+        let filename = format!("{}.zip", self.rec.base_name());
+        match self.store.finish_ready(&org, self.rec.id, &meta, &filename, &stats, limit) {
+            Ok(rec) => Ok(rec),
+            Err(f) => {
+                let _ = self.store.remove_blob_data(meta.id);
+                Err(Stop::Fault(f))
+            }
+        }
+    }
+
+    /// Feeds every exported document (in `_id` order, up to `mark`) to `write`.
+    fn each_doc<F>(
+        &mut self,
+        def: &ObjectDef,
+        cat: &[ObjectDef],
+        projector: &Projector,
+        mark: ObjectId,
+        mut write: F,
+    ) -> std::result::Result<u64, Stop>
+    where
+        F: FnMut(&Map<String, Value>) -> std::io::Result<()>,
+    {
+        let org = self.rec.org.clone();
+        let mut count = 0u64;
+        let mut seen = 0u64;
+        for d in self.store.iter_docs(&org, &def.name, false) {
+            let d: StoredDoc = d?;
+            if d.id >= mark {
+                break;
+            }
+            seen += 1;
+            if seen % CHECK_EVERY == 0 {
+                self.done = seen;
+                self.check()?;
+            }
+            if !projector.readable(def, &d) {
+                continue;
+            }
+            write(&projector.project(def, &d, cat)).map_err(io_fault)?;
+            count += 1;
+        }
+        self.done = seen;
+        self.event("cursor.completed", json!({"docs": count}));
+        Ok(count)
+    }
+
+    /// Pass one spills projected documents (encrypted) and collects the columns; pass two
+    /// writes the CSV from the spill.
+    fn csv<W: Write>(
+        &mut self,
+        def: &ObjectDef,
+        cat: &[ObjectDef],
+        projector: &Projector,
+        mark: ObjectId,
+        out: &mut W,
+    ) -> std::result::Result<u64, Stop> {
+        let store = self.store.clone();
+        let org = self.rec.org.clone();
+        let mut spill = BufWriter::with_capacity(BUF, store.blob_writer(&org, BlobKind::Spill)?);
+        let mut columns = Columns::default();
+        let count = self.each_doc(def, cat, projector, mark, |d| {
+            columns.add(d);
+            crate::export::formats::write_json(&mut spill, d)?;
+            spill.write_all(b"\n")
+        })?;
+        let spill: BlobWriter = spill.into_inner().map_err(|e| io_fault(e.into_error()))?;
+        let meta = spill.finish()?;
+        let spill_id = meta.id;
+        let result = (|| {
+            store.commit_blob(&meta)?;
+            let columns = columns.ordered();
+            self.event("csv.started", json!({"columns": columns.len()}));
+            let reader = store.blob_reader(&org, spill_id)?;
+            let lines = BufReader::with_capacity(BUF, BlobStream::new(reader));
+            let mut w = CsvWriter::new(BufWriter::with_capacity(BUF, out), columns, self.rec.csv_escape_formulas)
+                .map_err(io_fault)?;
+            let mut n = 0u64;
+            for line in lines.lines() {
+                let line = line.map_err(io_fault)?;
+                let doc: Map<String, Value> =
+                    serde_json::from_str(&line).map_err(|e| Stop::Fault(Fault::internal("spill is unreadable", e)))?;
+                w.write_doc(&doc).map_err(io_fault)?;
+                n += 1;
+                if n % CHECK_EVERY == 0 {
+                    self.check()?;
+                }
+            }
+            w.finish().map_err(io_fault)?.flush().map_err(io_fault)?;
+            self.event("csv.completed", json!({"rows": n}));
+            Ok(count)
+        })();
+        store.unpin_blob(spill_id);
+        let _ = store.remove_blob_data(spill_id);
+        result
+    }
+}
+
+/// A completed blob as a sequential `Read`.
+pub struct BlobStream {
+    reader: BlobReader,
+    next: u32,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl BlobStream {
+    pub fn new(reader: BlobReader) -> Self {
+        BlobStream { reader, next: 0, buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for BlobStream {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.next >= self.reader.meta.segments {
+                return Ok(0);
+            }
+            self.buf = self.reader.segment(self.next).map_err(|f| std::io::Error::other(f.to_string()))?;
+            self.next += 1;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,288 @@
+//! The Export API (SPEC §4.1): administrators only; other orgs get 404.
+
+use crate::app::AppState;
+use crate::auth::OrgCaller;
+use crate::export::create::{CreateContext, parse_create};
+use crate::export::pipeline::{STOP_CANCEL, STOP_DELETE, cancelled_fault};
+use crate::export::record::{Event, ExportRecord, State};
+use crate::fault::{Category, Fault, Result};
+use crate::http::body::JsonBody;
+use crate::http::files::serve_blob;
+use crate::http::{Paging, created, list, only_params, result};
+use crate::model::ids::{ObjectId, now_iso};
+use crate::model::schema::ObjectDef;
+use crate::store::exports::not_found;
+use crate::store::{Store, blocking};
+use actix_web::{HttpRequest, HttpResponse, web};
+use regex::Regex;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/{org}/v2/exports")
+            .route(web::get().to(list_exports))
+            .route(web::post().to(create_export)),
+    )
+    .service(
+        web::resource("/{org}/v2/exports/{id}")
+            .route(web::get().to(get_export))
+            .route(web::delete().to(delete_export)),
+    )
+    .route("/{org}/v2/exports/{id}/cancel", web::post().to(cancel_export))
+    .route("/{org}/v2/exports/{id}/dataFile", web::get().to(data_file))
+    .route("/{org}/v2/exports/{id}/dataFile/content", web::get().to(data_content));
+}
+
+fn export_id(s: &str) -> Result<ObjectId> {
+    ObjectId::parse(s).ok_or_else(not_found)
+}
+
+/// A record of the caller's org that has not expired.
+fn load(store: &Store, org: &str, id: ObjectId) -> Result<ExportRecord> {
+    store
+        .get_export(org, id)?
+        .filter(|r| !r.is_expired(&now_iso()))
+        .ok_or_else(not_found)
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    org: &'a str,
+}
+
+impl CreateContext for Ctx<'_> {
+    fn object(&self, name: &str) -> Result<Option<ObjectDef>> {
+        self.store.find_object(self.org, name)
+    }
+    fn account_exists(&self, id: ObjectId) -> Result<bool> {
+        Ok(self.store.get_account(self.org, id)?.is_some())
+    }
+}
+
+async fn create_export(caller: OrgCaller, state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let store = state.store.clone();
+    let rec = blocking(move || {
+        let ctx = Ctx { store: &store, org: &caller.org.code };
+        let (mut rec, _def) = parse_create(body.0, &caller.org, caller.account.id, &ctx)?;
+        rec.seq = store.next_seq()?;
+        store.create_export(&rec, caller.org.storage_limit)?;
+        Ok(rec)
+    })
+    .await?;
+    state.exports.enqueue(&rec.org, rec.id);
+    Ok(created(rec.to_json()))
+}
+
+/// `where` on exports: `state` and `label`, by equality, `$in` (state) or `$regex` (label).
+fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Send>> {
+    let bad = |m: String, p: &str| Fault::invalid("query", m).at(format!("where.{p}").trim_end_matches('.').to_string());
+    let v: Value = serde_json::from_str(where_s).map_err(|e| bad(format!("where is not valid JSON: {e}"), ""))?;
+    let Value::Object(m) = v else { return Err(bad("where must be a JSON object".into(), "")) };
+    let mut tests: Vec<Box<dyn Fn(&ExportRecord) -> bool + Send>> = Vec::new();
+    for (k, cond) in m {
+        match (k.as_str(), cond) {
+            ("state", Value::String(s)) => {
+                let st = State::parse(&s).ok_or_else(|| bad(format!("Unknown state {s}"), "state"))?;
+                tests.push(Box::new(move |r| r.state == st));
+            }
+            ("state", Value::Object(o)) => {
+                let Some(Value::Array(items)) = o.get("$in") else {
+                    return Err(bad("state accepts a string or {\"$in\": [...]}".into(), "state"));
+                };
+                if o.len() != 1 {
+                    return Err(bad("Only $in is supported on state".into(), "state"));
+                }
+                let mut states = Vec::new();
+                for it in items {
+                    let st = it.as_str().and_then(State::parse).ok_or_else(|| bad("Unknown state".into(), "state.$in"))?;
+                    states.push(st);
+                }
+                tests.push(Box::new(move |r| states.contains(&r.state)));
+            }
+            ("label", Value::String(s)) => tests.push(Box::new(move |r| r.label == s)),
+            ("label", Value::Object(o)) => {
+                let re = match (o.get("$regex"), o.len()) {
+                    (Some(Value::String(p)), 1) => parse_regex(p).map_err(|m| bad(m, "label.$regex"))?,
+                    _ => return Err(bad("label accepts a string or {\"$regex\": \"/.../\"}".into(), "label")),
+                };
+                tests.push(Box::new(move |r| re.is_match(&r.label)));
+            }
+            (other, _) => return Err(bad(format!("Cannot filter exports by {other}"), other)),
+        }
+    }
+    Ok(Box::new(move |r| tests.iter().all(|t| t(r))))
+}
+
+/// `/pattern/flags` with flags from `imsx`.
+pub fn parse_regex(s: &str) -> std::result::Result<Regex, String> {
+    let body = s.strip_prefix('/').ok_or("A regex is written /pattern/flags")?;
+    let end = body.rfind('/').ok_or("A regex is written /pattern/flags")?;
+    let (pat, flags) = (&body[..end], &body[end + 1..]);
+    if pat.is_empty() || s.len() > 255 {
+        return Err("A regex pattern is 1 to 255 characters".into());
+    }
+    let mut b = regex::RegexBuilder::new(pat);
+    for f in flags.chars() {
+        match f {
+            'i' => b.case_insensitive(true),
+            'm' => b.multi_line(true),
+            's' => b.dot_matches_new_line(true),
+            'x' => b.ignore_whitespace(true),
+            _ => return Err(format!("Unknown regex flag {f}")),
+        };
+    }
+    b.size_limit(1 << 20).build().map_err(|e| format!("Invalid regex: {e}"))
+}
+
+async fn list_exports(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    only_params(&q, &["limit", "skip", "total", "where"])?;
+    let p = Paging::from_query(&q)?;
+    let filter = match q.get("where") {
+        Some(w) => Some(export_filter(w)?),
+        None => None,
+    };
+    let store = state.store.clone();
+    let org = caller.org.code.clone();
+    let (items, total) = blocking(move || {
+        let now = now_iso();
+        let mut items = Vec::new();
+        let mut total = 0u64;
+        for r in store.iter_exports(&org) {
+            let r = r?;
+            if r.is_expired(&now) || filter.as_ref().is_some_and(|f| !f(&r)) {
+                continue;
+            }
+            if total as usize >= p.skip && items.len() <= p.limit {
+                items.push(r.to_json());
+            }
+            total += 1;
+            if !p.total && items.len() > p.limit {
+                break;
+            }
+        }
+        Ok((items, total))
+    })
+    .await?;
+    Ok(list(items, p, p.total.then_some(total)))
+}
+
+async fn get_export(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    only_params(&q, &["include"])?;
+    let with_events = match q.get("include").map(|s| s.as_str()) {
+        None => false,
+        Some("events") => true,
+        Some(_) => return Err(Fault::invalid("include", "include accepts only events").at("include")),
+    };
+    let id = export_id(&path.1)?;
+    let store = state.store.clone();
+    let org = caller.org.code.clone();
+    let v = blocking(move || {
+        let r = load(&store, &org, id)?;
+        let mut v = r.to_json();
+        if with_events {
+            v["events"] = Value::Array(store.events(&org, id)?.iter().map(|e| e.to_json()).collect());
+        }
+        Ok(v)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+async fn delete_export(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let id = export_id(&path.1)?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    blocking(move || load(&store, &org, id).map(|_| ())).await?;
+    state.exports.stop(id, STOP_DELETE, Duration::from_secs(5)).await;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    blocking(move || store.delete_export(&org, id)).await?;
+    Ok(result(Value::Bool(true)))
+}
+
+async fn cancel_export(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let id = export_id(&path.1)?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let rec = blocking(move || load(&store, &org, id)).await?;
+    if !matches!(rec.state, State::Pending | State::Running) {
+        return Err(Fault::conflict("state", format!("An export in state {} cannot be cancelled", rec.state.name())));
+    }
+    if !state.exports.stop(id, STOP_CANCEL, Duration::from_secs(5)).await {
+        // not running: cancel it in place (the exporter skips it)
+        let (store, org) = (state.store.clone(), caller.org.code.clone());
+        blocking(move || {
+            if store.finish_error(&org, id, &cancelled_fault())?.is_some() {
+                store.add_event(&org, id, &Event::new("cancelled", json!({})))?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let rec = blocking(move || load(&store, &org, id)).await?;
+    if !matches!(rec.state, State::Error) {
+        // it finished in the meantime
+        return Err(Fault::conflict("state", format!("The export ended in state {} first", rec.state.name())));
+    }
+    Ok(HttpResponse::Ok().json(rec.to_json()))
+}
+
+fn not_ready(rec: &ExportRecord) -> Result<HttpResponse> {
+    match rec.state {
+        State::Pending | State::Running => Ok(HttpResponse::Accepted().json(Fault::new(
+            Category::Accepted,
+            "mediaNotReady",
+            "The export's data file is not ready yet",
+        ))),
+        _ => Err(Fault::new(Category::NotFound, "dataFile", "The export failed and has no data file")),
+    }
+}
+
+async fn data_file(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let id = export_id(&path.1)?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let rec = blocking(move || load(&store, &org, id)).await?;
+    match rec.data_file_json() {
+        Some(v) if rec.state == State::Ready => Ok(HttpResponse::Ok().json(v)),
+        _ => not_ready(&rec),
+    }
+}
+
+async fn data_content(
+    req: HttpRequest,
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let id = export_id(&path.1)?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let rec = blocking(move || load(&store, &org, id)).await?;
+    let Some(df) = rec.data_file.clone().filter(|_| rec.state == State::Ready) else {
+        return not_ready(&rec);
+    };
+    let resp = serve_blob(&req, state.store.clone(), caller.org.code.clone(), df.blob, "application/zip", &df.filename).await?;
+    let range = req.headers().get("Range").and_then(|v| v.to_str().ok()).map(String::from);
+    let (store, org, by) = (state.store.clone(), caller.org.code.clone(), caller.account.id);
+    let status = resp.status().as_u16();
+    blocking(move || {
+        store.add_event(&org, id, &Event::new("downloaded", json!({"by": by, "range": range, "status": status})))
+    })
+    .await?;
+    Ok(resp)
+}

@@ -1,0 +1,256 @@
+//! Export records, the durable per-org queue and the event log. Every state change that must
+//! agree with usage, the queue or a blob happens in one transaction.
+
+use super::blobs::{BlobMeta, mark_deleting};
+use super::codec::{decode, encode};
+use super::{Store, key, prefix};
+use crate::export::record::{DataFile, Event, ExportRecord, State, Stats};
+use crate::fault::{Fault, Result};
+use crate::model::ids::{ObjectId, now_iso};
+use crate::model::org::Usage;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
+
+fn export_key(org: &str, id: ObjectId) -> Vec<u8> {
+    key(&[org.as_bytes(), id.bytes()])
+}
+
+fn queue_key(org: &str, seq: u64) -> Vec<u8> {
+    key(&[org.as_bytes(), &seq.to_be_bytes()])
+}
+
+fn tx_get(t: &TransactionalTree, k: &[u8]) -> std::result::Result<Option<ExportRecord>, Tx<Fault>> {
+    match t.get(k)? {
+        Some(v) => Ok(Some(decode(&v).map_err(Tx::Abort)?)),
+        None => Ok(None),
+    }
+}
+
+fn tx_usage(t: &TransactionalTree, org: &str) -> std::result::Result<Usage, Tx<Fault>> {
+    match t.get(org)? {
+        Some(v) => decode(&v).map_err(Tx::Abort),
+        None => Ok(Usage::default()),
+    }
+}
+
+pub fn not_found() -> Fault {
+    Fault::new(crate::fault::Category::NotFound, "export", "Export was not found")
+}
+
+impl Store {
+    /// Stores a new pending export at the tail of its org's queue (refused at the storage
+    /// limit). Durable when this returns.
+    pub fn create_export(&self, rec: &ExportRecord, limit: Option<u64>) -> Result<()> {
+        let k = export_key(&rec.org, rec.id);
+        let qk = queue_key(&rec.org, rec.seq);
+        let v = encode(rec);
+        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage).transaction(|(et, qt, ut)| {
+            let u = tx_usage(ut, &rec.org)?;
+            if limit.is_some_and(|l| u.used() >= l) {
+                return Err(Tx::Abort(Fault::storage_limit()));
+            }
+            et.insert(k.as_slice(), v.as_slice())?;
+            qt.insert(qk.as_slice(), rec.id.bytes().as_slice())?;
+            Ok(())
+        });
+        res?;
+        let position = self.queue(&rec.org)?.len().saturating_sub(1);
+        self.add_event(&rec.org, rec.id, &Event::new("queued", serde_json::json!({"position": position})))?;
+        self.flush()
+    }
+
+    pub fn get_export(&self, org: &str, id: ObjectId) -> Result<Option<ExportRecord>> {
+        self.t.exports.get(export_key(org, id))?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The org's exports, newest first.
+    pub fn iter_exports<'a>(&'a self, org: &str) -> impl Iterator<Item = Result<ExportRecord>> + 'a {
+        self.t
+            .exports
+            .scan_prefix(prefix(&[org.as_bytes()]))
+            .rev()
+            .map(|r| decode(&r?.1))
+    }
+
+    pub fn all_exports(&self) -> Result<Vec<ExportRecord>> {
+        self.t.exports.iter().map(|r| decode(&r?.1)).collect()
+    }
+
+    /// The org's queue in order (ids of pending and running exports).
+    pub fn queue(&self, org: &str) -> Result<Vec<ObjectId>> {
+        self.t
+            .export_queue
+            .scan_prefix(prefix(&[org.as_bytes()]))
+            .values()
+            .map(|v| ObjectId::from_slice(&v?).ok_or_else(|| Fault::internal("queue entry is corrupt", "")))
+            .collect()
+    }
+
+    /// Orgs with queued work, from the queue tree.
+    pub fn orgs_with_queue(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for k in self.t.export_queue.iter().keys() {
+            let k = k?;
+            let org = k.split(|b| *b == 0).next().unwrap_or_default();
+            let org = String::from_utf8_lossy(org).to_string();
+            if out.last() != Some(&org) {
+                out.push(org);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies `f` to the record atomically; `f` may refuse with a fault.
+    pub fn update_export<F>(&self, org: &str, id: ObjectId, f: F) -> Result<ExportRecord>
+    where
+        F: Fn(&mut ExportRecord) -> Result<()>,
+    {
+        let k = export_key(org, id);
+        let res = self.t.exports.transaction(|et| {
+            let mut rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+            f(&mut rec).map_err(Tx::Abort)?;
+            et.insert(k.as_slice(), encode(&rec))?;
+            Ok(rec)
+        });
+        Ok(res?)
+    }
+
+    pub fn add_event(&self, org: &str, id: ObjectId, ev: &Event) -> Result<()> {
+        let seq = self.next_seq()?;
+        let k = key(&[org.as_bytes(), id.bytes(), &seq.to_be_bytes()]);
+        self.t.export_events.insert(k, encode(ev))?;
+        Ok(())
+    }
+
+    pub fn events(&self, org: &str, id: ObjectId) -> Result<Vec<Event>> {
+        self.t
+            .export_events
+            .scan_prefix(prefix(&[org.as_bytes(), id.bytes()]))
+            .values()
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// The run succeeded: one transaction makes the archive visible, counts it, flips the
+    /// record to `ready` and takes it off the queue. Refused if the record is no longer
+    /// running (cancelled or deleted meanwhile) or the archive would cross the storage limit.
+    pub fn finish_ready(
+        &self,
+        org: &str,
+        id: ObjectId,
+        blob: &BlobMeta,
+        filename: &str,
+        stats: &Stats,
+        limit: Option<u64>,
+    ) -> Result<ExportRecord> {
+        let k = export_key(org, id);
+        let bv = encode(blob);
+        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage, &self.t.blob_meta).transaction(
+            |(et, qt, ut, bt)| {
+                let mut rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                if rec.state != State::Running {
+                    return Err(Tx::Abort(Fault::conflict("state", "The export is no longer running")));
+                }
+                let mut u = tx_usage(ut, org)?;
+                let size = blob.size + stats.files_size;
+                if limit.is_some_and(|l| u.used() + size > l) {
+                    return Err(Tx::Abort(Fault::storage_limit()));
+                }
+                u.exports_bytes += size;
+                u.exports_count += 1;
+                ut.insert(org, encode(&u))?;
+                bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
+                rec.state = State::Ready;
+                rec.completed = Some(now_iso());
+                rec.progress.docs = stats.docs;
+                rec.stats = Some(stats.clone());
+                rec.data_file = Some(DataFile {
+                    blob: blob.id,
+                    size: blob.size,
+                    sha256: blob.sha256.clone(),
+                    filename: filename.to_string(),
+                });
+                qt.remove(queue_key(org, rec.seq))?;
+                et.insert(k.as_slice(), encode(&rec))?;
+                Ok(rec)
+            },
+        );
+        let rec = res?;
+        self.unpin_blob(blob.id);
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// The run failed or was cancelled: `error` with the fault, off the queue. A record that
+    /// already ended is left as it is.
+    pub fn finish_error(&self, org: &str, id: ObjectId, fault: &Fault) -> Result<Option<ExportRecord>> {
+        let k = export_key(org, id);
+        let fj = serde_json::to_string(fault).unwrap_or_default();
+        let res = (&self.t.exports, &self.t.export_queue).transaction(|(et, qt)| {
+            let Some(mut rec) = tx_get(et, &k)? else {
+                return Ok(None);
+            };
+            if matches!(rec.state, State::Ready | State::Error) {
+                return Ok(None);
+            }
+            rec.state = State::Error;
+            rec.fault = Some(fj.clone());
+            rec.completed = Some(now_iso());
+            qt.remove(queue_key(org, rec.seq))?;
+            et.insert(k.as_slice(), encode(&rec))?;
+            Ok(Some(rec))
+        });
+        let rec = res?;
+        self.flush()?;
+        Ok(rec)
+    }
+
+    /// Deletes the record, its queue entry, archive and events, releasing its quota.
+    pub fn delete_export(&self, org: &str, id: ObjectId) -> Result<()> {
+        let k = export_key(org, id);
+        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage, &self.t.blob_meta).transaction(
+            |(et, qt, ut, bt)| {
+                let rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                if let Some(df) = &rec.data_file {
+                    let mut u = tx_usage(ut, org)?;
+                    let size = df.size + rec.stats.as_ref().map_or(0, |s| s.files_size);
+                    u.exports_bytes = u.exports_bytes.saturating_sub(size);
+                    u.exports_count = u.exports_count.saturating_sub(1);
+                    ut.insert(org, encode(&u))?;
+                    mark_deleting(bt, df.blob)?;
+                }
+                qt.remove(queue_key(org, rec.seq))?;
+                et.remove(k.as_slice())?;
+                Ok(rec)
+            },
+        );
+        let rec = res?;
+        if let Some(df) = rec.data_file {
+            self.remove_blob_data(df.blob)?;
+        }
+        let mut batch = sled::Batch::default();
+        for k in self.t.export_events.scan_prefix(prefix(&[org.as_bytes(), id.bytes()])).keys() {
+            batch.remove(k?);
+        }
+        self.t.export_events.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// At start: exports found `running` go back to `pending`, keeping their queue position.
+    pub fn recover_running(&self) -> Result<Vec<ExportRecord>> {
+        let mut out = Vec::new();
+        for rec in self.all_exports()? {
+            if rec.state == State::Running {
+                let r = self.update_export(&rec.org, rec.id, |r| {
+                    r.state = State::Pending;
+                    r.progress = Default::default();
+                    Ok(())
+                })?;
+                self.add_event(&r.org, r.id, &Event::new("aborted", serde_json::json!({"willRestart": true})))?;
+                out.push(r);
+            }
+        }
+        self.flush()?;
+        Ok(out)
+    }
+}
