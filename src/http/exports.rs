@@ -280,6 +280,9 @@ async fn data_content(
     let range = req.headers().get("Range").and_then(|v| v.to_str().ok()).map(String::from);
     let (store, org, by) = (state.store.clone(), caller.org.code.clone(), caller.account.id);
     let status = resp.status().as_u16();
+    if !matches!(status, 200 | 206) {
+        return Ok(resp);
+    }
     blocking(move || {
         store.add_event(&org, id, &Event::new("downloaded", json!({"by": by, "range": range, "status": status})))
     })

@@ -3,6 +3,7 @@
 //! Keys are big-endian / separator-joined so that prefix scans come out ordered.
 
 pub mod blobs;
+pub mod check;
 pub mod codec;
 pub mod data;
 pub mod exports;

@@ -17,8 +17,17 @@ pub struct TestApp<S> {
 
 /// A fresh app with its own data dir.
 pub async fn app() -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>> {
+    app_with(|_| {}).await
+}
+
+/// A fresh app whose config `tweak` may change first.
+pub async fn app_with(
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>> {
     let dir = tempfile::tempdir().unwrap();
-    let state = exportd::app::build_state(Config::for_tests(dir.path().to_path_buf())).unwrap();
+    let mut config = Config::for_tests(dir.path().to_path_buf());
+    tweak(&mut config);
+    let state = exportd::app::build_state(config).unwrap();
     let svc = test::init_service(exportd::http::build(state.clone())).await;
     TestApp { svc, state, dir }
 }
@@ -114,4 +123,72 @@ pub fn sub_paths(v: &Value) -> Vec<String> {
         .as_array()
         .map(|a| a.iter().filter_map(|f| f["path"].as_str().map(String::from)).collect())
         .unwrap_or_default()
+}
+
+/// Polls an export until `pred` holds for its record (30 s at most).
+pub async fn wait_export<S, B>(svc: &S, tok: &str, org: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (s, v) = call(svc, "GET", &format!("/{org}/v2/exports/{id}"), Some(tok), None).await;
+        if s == 200 && pred(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "export {id} never reached the state; last: {s} {v}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_ready<S, B>(svc: &S, tok: &str, org: &str, id: &str) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    wait_export(svc, tok, org, id, |v| v["state"] == "ready" || v["state"] == "error").await
+}
+
+/// GETs a path with a token; returns status and raw bytes.
+pub async fn get_bytes<S, B>(svc: &S, tok: &str, path: &str) -> (u16, Vec<u8>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    raw_bytes(svc, test::TestRequest::get().uri(path).insert_header(("Authorization", format!("Bearer {tok}")))).await
+}
+
+/// The entries of a zip: (name, content).
+pub fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            let mut out = Vec::new();
+            f.read_to_end(&mut out).unwrap();
+            (f.name().unwrap().to_string(), out)
+        })
+        .collect()
+}
+
+/// Sends an NDJSON bulk body; returns the result data.
+pub async fn bulk<S, B>(svc: &S, tok: &str, path: &str, lines: &[Value]) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let body: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let (s, v) = raw(
+        svc,
+        test::TestRequest::post()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {tok}")))
+            .insert_header(("Content-Type", "application/x-ndjson"))
+            .set_payload(body.join("\n")),
+    )
+    .await;
+    assert_eq!(s, 200, "bulk: {v}");
+    v["data"].clone()
 }
