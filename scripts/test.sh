@@ -14,5 +14,5 @@ fi
 
 export RUST_LOG=${RUST_LOG:-warn}
 export CARGO_TERM_COLOR=never
-cargo build --all-targets --locked
-cargo test --all-targets --locked -- --test-threads=2
+# one optimized build serves every test: process and export tests move real data volumes
+cargo test --release --all-targets --locked -- --test-threads=2

@@ -92,13 +92,23 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Serves until SIGTERM/SIGINT, then flushes and returns.
-/// `banner` is printed once the port is bound (the demo's credentials and URL).
-pub async fn serve(state: web::Data<AppState>, banner: Option<String>) -> Result<(), String> {
+/// Binds the configured address; done before anything else starts so that a port in use
+/// fails fast with one line.
+pub fn listen(bind: &str) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind(bind).map_err(|e| format!("cannot listen on {bind}: {e}"))
+}
+
+/// `banner` is printed once the server is up (the demo's credentials and URL).
+pub async fn serve(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+    banner: Option<String>,
+) -> Result<(), String> {
     let bind = state.config.bind.clone();
     let st = state.clone();
     let server = HttpServer::new(move || http::build(st.clone()))
         .shutdown_timeout(5)
-        .bind(&bind)
+        .listen(listener)
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     for addr in server.addrs() {
         tracing::info!(%addr, "exportd listening");

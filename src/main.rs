@@ -25,6 +25,7 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config, demo: bool) -> Result<(), String> {
+    let listener = exportd::app::listen(&config.bind)?;
     actix_web::rt::System::new().block_on(async move {
         let state = exportd::app::build_state(config)?;
         let banner = if demo {
@@ -32,6 +33,6 @@ fn run(config: Config, demo: bool) -> Result<(), String> {
         } else {
             None
         };
-        exportd::app::serve(state, banner).await
+        exportd::app::serve(state, listener, banner).await
     })
 }

@@ -250,3 +250,106 @@ fn bad_configuration_exits_with_one_clear_line() {
     assert_ne!(code, 0);
     assert!(err.contains("does not match"), "{err}");
 }
+
+fn setup_big_org(c: &mut Client, docs: usize) {
+    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
+    let (_, acct) = c.send("POST", "/sys/orgs/acme/accounts", SYS, Some(json!({"email": "a@acme.test", "roles": ["administrator"]})));
+    c.token = acct["token"].as_str().unwrap().to_string();
+    let (s, _) = c.api(
+        "POST",
+        "/acme/v2/objects",
+        Some(json!({"name": "c_row", "properties": [{"name": "c_text", "type": "String"}, {"name": "c_n", "type": "Number"}]})),
+    );
+    assert_eq!(s, 201);
+    let lines: Vec<String> = (0..docs).map(|i| json!({"c_text": format!("row {i} {}", "y".repeat(300)), "c_n": i}).to_string()).collect();
+    for chunk in lines.chunks(20_000) {
+        let r = ureq::post(&format!("{}/acme/v2/c_rows", c.base))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&chunk.join("\n"))
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+fn wait_for(c: &Client, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (s, v) = c.api("GET", &format!("/acme/v2/exports/{id}?include=events"), None);
+        if s == 200 && pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "export {id} stuck: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn verify_store(dir: &Path) {
+    let key = exportd::crypto::Key::from_hex(&"11".repeat(32)).unwrap();
+    let store = exportd::store::Store::open(&dir.join("data"), key).unwrap();
+    let problems = store.check_consistency().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = spawn(dir.path(), port);
+    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    setup_big_org(&mut c, 50_000);
+    let (_, a) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})));
+    let (_, b) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "next", "objects": "c_rows", "paths": ["c_n"]})));
+    let (a, b) = (a["_id"].as_str().unwrap().to_string(), b["_id"].as_str().unwrap().to_string());
+    wait_for(&c, &a, |v| v["state"] == "running" && v["progress"]["docs"].as_u64().unwrap_or(0) > 0);
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let mut server = spawn(dir.path(), port);
+    let ra = wait_for(&c, &a, |v| v["state"] == "ready");
+    let rb = wait_for(&c, &b, |v| v["state"] == "ready");
+    let names: Vec<&str> = ra["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let aborted = ra["events"].as_array().unwrap().iter().find(|e| e["name"] == "aborted").expect("aborted event");
+    assert_eq!(aborted["data"]["willRestart"], true);
+    assert_eq!(names.iter().filter(|n| **n == "started").count(), 2, "{names:?}");
+    assert!(ra["completed"].as_str() <= rb["started"].as_str(), "order lost: {ra} {rb}");
+    assert_eq!(ra["stats"]["docs"]["count"], 50_000);
+    let (_, list) = c.api("GET", "/acme/v2/exports?total=true", None);
+    assert_eq!(list["total"], 2);
+    let (_, st) = c.api("GET", "/acme/v2/org/storage", None);
+    assert_eq!(st["exports"].as_u64().unwrap(), ra["dataFile"]["size"].as_u64().unwrap() + rb["dataFile"]["size"].as_u64().unwrap());
+    assert!(unsafe_kill(server.id(), "TERM"));
+    assert!(wait_with_timeout(server, Duration::from_secs(10)).unwrap().success());
+    server = spawn(dir.path(), port);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    verify_store(dir.path());
+}
+
+#[test]
+fn sigterm_puts_a_running_export_back_to_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = spawn(dir.path(), port);
+    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    setup_big_org(&mut c, 30_000);
+    let (_, a) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})));
+    let a = a["_id"].as_str().unwrap().to_string();
+    wait_for(&c, &a, |v| v["state"] == "running");
+    let t = Instant::now();
+    assert!(unsafe_kill(server.id(), "TERM"));
+    assert!(wait_with_timeout(server, Duration::from_secs(10)).expect("no exit within 10 s").success());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    {
+        let key = exportd::crypto::Key::from_hex(&"11".repeat(32)).unwrap();
+        let store = exportd::store::Store::open(&dir.path().join("data"), key).unwrap();
+        let rec = store.get_export("acme", exportd::model::ids::ObjectId::parse(&a).unwrap()).unwrap().unwrap();
+        assert_eq!(rec.state, exportd::export::record::State::Pending);
+    }
+    let mut server = spawn(dir.path(), port);
+    let ra = wait_for(&c, &a, |v| v["state"] == "ready");
+    assert!(ra["events"].as_array().unwrap().iter().any(|e| e["name"] == "aborted"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    verify_store(dir.path());
+}
