@@ -15,4 +15,4 @@ fi
 export RUST_LOG=${RUST_LOG:-warn}
 export CARGO_TERM_COLOR=never
 # one optimized build serves every test: process and export tests move real data volumes
-cargo test --release --all-targets --locked -- --test-threads=2
+cargo test --release --all-targets --locked --no-fail-fast -- --test-threads=2

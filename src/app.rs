@@ -26,10 +26,14 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
         .reclaim_blobs()
         .map_err(|e| format!("cannot reclaim unfinished blobs: {e}"))?;
     if reclaimed > 0 {
-        tracing::info!(reclaimed, "reclaimed blobs left unfinished by an earlier run");
+        tracing::info!(
+            reclaimed,
+            "reclaimed blobs left unfinished by an earlier run"
+        );
     }
-    let exports = crate::export::actors::ExportSupervisor::start(store.clone(), config.max_concurrent)
-        .map_err(|e| format!("cannot recover exports: {e}"))?;
+    let exports =
+        crate::export::actors::ExportSupervisor::start(store.clone(), config.max_concurrent)
+            .map_err(|e| format!("cannot recover exports: {e}"))?;
     {
         use actix::Actor;
         crate::export::janitor::Janitor {
@@ -121,7 +125,10 @@ pub async fn serve(
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shutting down: running exports go back to pending");
-    state.exports.shutdown(std::time::Duration::from_secs(5)).await;
+    state
+        .exports
+        .shutdown(std::time::Duration::from_secs(5))
+        .await;
     state
         .store
         .flush()

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "exportd", version, about = "Self-hosted multi-tenant data-export server")]
+#[command(
+    name = "exportd",
+    version,
+    about = "Self-hosted multi-tenant data-export server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -104,16 +108,18 @@ impl Config {
         }
         for a in &c.hook_allow {
             if !(a.starts_with("http://") || a.starts_with("https://")) {
-                return Err(format!("--hook-allow {a}: must start with http:// or https://"));
+                return Err(format!(
+                    "--hook-allow {a}: must start with http:// or https://"
+                ));
             }
         }
         Ok(Config {
             data_dir,
             bind: c.bind,
             master_key,
-            max_concurrent: c.max_concurrent.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            }),
+            max_concurrent: c
+                .max_concurrent
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             janitor_interval: Duration::from_secs(c.janitor_interval),
             hook_allow: c.hook_allow,
             log_format: c.log_format,

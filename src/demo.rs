@@ -71,7 +71,12 @@ fn create(store: &Store) -> crate::fault::Result<String> {
         password_hash: Some(crate::auth::passwords::hash(&password)),
         created: crate::model::ids::now_iso(),
     };
-    let rec = TokenRec { id: ObjectId::new(), org: DEMO_ORG.into(), account: admin.id, created: admin.created.clone() };
+    let rec = TokenRec {
+        id: ObjectId::new(),
+        org: DEMO_ORG.into(),
+        account: admin.id,
+        created: admin.created.clone(),
+    };
     store.create_account(&admin, &crate::crypto::sha256(token.as_bytes()), &rec)?;
 
     let sites = parse_definition(
@@ -103,12 +108,21 @@ fn create(store: &Store) -> crate::fault::Result<String> {
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let countries = ["US", "GB", "DE", "FR", "JP", "BR", "CA", "AU"];
-    let cities = ["Boston", "London", "Berlin", "Lyon", "Osaka", "Recife", "Toronto", "Perth"];
+    let cities = [
+        "Boston", "London", "Berlin", "Lyon", "Osaka", "Recife", "Toronto", "Perth",
+    ];
     let site_docs: Vec<StoredDoc> = (0..8)
         .map(|i| doc(admin.id, json!({"c_name": format!("{} Clinical Site", cities[i]), "c_country": countries[i]})))
         .collect();
     store.insert_docs(DEMO_ORG, "c_site", &site_docs)?;
-    let tags = ["baseline", "follow-up", "remote", "in-clinic", "adverse-event", "screening"];
+    let tags = [
+        "baseline",
+        "follow-up",
+        "remote",
+        "in-clinic",
+        "adverse-event",
+        "screening",
+    ];
     let start = chrono::DateTime::parse_from_rfc3339("2026-01-05T08:00:00Z").expect("valid date");
     let mut batch = Vec::with_capacity(1000);
     let mut first_ids = Vec::new();
@@ -116,7 +130,9 @@ fn create(store: &Store) -> crate::fault::Result<String> {
         let site = &site_docs[rng.gen_range(0..site_docs.len())];
         let when = start + chrono::Duration::minutes(rng.gen_range(0..60 * 24 * 320));
         let ntags = rng.gen_range(0..3);
-        let t: Vec<&str> = (0..ntags).map(|_| tags[rng.gen_range(0..tags.len())]).collect();
+        let t: Vec<&str> = (0..ntags)
+            .map(|_| tags[rng.gen_range(0..tags.len())])
+            .collect();
         let mut props = json!({
             "c_participant": format!("P-{:05}", rng.gen_range(1..2500)),
             "c_site": site.id.to_hex(),
@@ -142,21 +158,36 @@ fn create(store: &Store) -> crate::fault::Result<String> {
     store.insert_docs(DEMO_ORG, "c_visit", &batch)?;
     // a few consent forms
     for (n, id) in first_ids.iter().enumerate() {
-        let text = format!("Informed consent, visit document {id}\nSigned by participant {n} on 2026-02-0{}.\n", n + 1);
+        let text = format!(
+            "Informed consent, visit document {id}\nSigned by participant {n} on 2026-02-0{}.\n",
+            n + 1
+        );
         let mut w = store.blob_writer(DEMO_ORG, BlobKind::File)?;
         w.write_all(text.as_bytes())?;
         let meta = w.finish()?;
-        let mut d = store.get_doc(DEMO_ORG, "c_visit", *id)?.expect("just inserted");
-        let facet = crate::model::files::facet("text/plain", &format!("consent-{n}.txt"), meta.size, &meta.sha256, meta.id);
+        let mut d = store
+            .get_doc(DEMO_ORG, "c_visit", *id)?
+            .expect("just inserted");
+        let facet = crate::model::files::facet(
+            "text/plain",
+            &format!("consent-{n}.txt"),
+            meta.size,
+            &meta.sha256,
+            meta.id,
+        );
         d.props.insert("c_consent".into(), facet);
         store.attach_file(DEMO_ORG, "c_visit", &d, &meta, None, None)?;
     }
     store.flush()?;
-    Ok(format!("  email:      {DEMO_EMAIL}\n  password:   {password}\n  API token:  {token}\n"))
+    Ok(format!(
+        "  email:      {DEMO_EMAIL}\n  password:   {password}\n  API token:  {token}\n"
+    ))
 }
 
 fn doc(owner: ObjectId, props: Value) -> StoredDoc {
-    let Value::Object(props) = props else { unreachable!("demo documents are objects") };
+    let Value::Object(props) = props else {
+        unreachable!("demo documents are objects")
+    };
     StoredDoc {
         id: ObjectId::new(),
         created: crate::model::ids::now_iso(),

@@ -32,7 +32,9 @@ where
             let r = e.error_response();
             let status = r.status().as_u16();
             let headers = r.headers().clone();
-            let body = actix_web::body::to_bytes(r.into_body()).await.unwrap_or_default();
+            let body = actix_web::body::to_bytes(r.into_body())
+                .await
+                .unwrap_or_default();
             (status, headers, body.to_vec())
         }
     }
@@ -104,7 +106,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let r = call(svc, "GET", &format!("/{org}/v2/accounts/me"), Some(tok), None).await;
+    let r = call(
+        svc,
+        "GET",
+        &format!("/{org}/v2/accounts/me"),
+        Some(tok),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "me: {}", r.1);
     r.1["_id"].as_str().unwrap().to_string()
 }
@@ -114,7 +123,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let r = call(svc, "POST", &format!("/{org}/v2/objects"), Some(tok), Some(def)).await;
+    let r = call(
+        svc,
+        "POST",
+        &format!("/{org}/v2/objects"),
+        Some(tok),
+        Some(def),
+    )
+    .await;
     assert_eq!(r.0, 201, "define object: {}", r.1);
     r.1
 }
@@ -124,7 +140,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let r = call(svc, "POST", &format!("/{org}/v2/{plural}"), Some(tok), Some(body)).await;
+    let r = call(
+        svc,
+        "POST",
+        &format!("/{org}/v2/{plural}"),
+        Some(tok),
+        Some(body),
+    )
+    .await;
     assert_eq!(r.0, 201, "create doc: {}", r.1);
     r.1
 }
@@ -150,7 +173,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let r = call(svc, "GET", &format!("/{org}/v2/org/storage"), Some(tok), None).await;
+    let r = call(
+        svc,
+        "GET",
+        &format!("/{org}/v2/org/storage"),
+        Some(tok),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "storage: {}", r.1);
     assert_eq!(r.1["object"], "storage");
     r.1
@@ -173,7 +203,12 @@ where
     let v = json_of(&b);
     assert_eq!(s, 200, "login: {v}");
     let set_cookie = hdr(&h, "set-cookie");
-    let pair = set_cookie.split(';').next().unwrap_or_default().trim().to_string();
+    let pair = set_cookie
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     assert!(pair.starts_with("exportd_session="), "cookie: {set_cookie}");
     let csrf = v["csrfToken"].as_str().expect("csrfToken").to_string();
     (pair, csrf, set_cookie)
@@ -250,8 +285,16 @@ async fn unknown_routes_and_methods_are_route_faults() {
         ("DELETE", "/sys/orgs/acme".into(), Some(SYS)),
         ("GET", "/acme/v3/objects".into(), Some(admin.as_str())),
         ("PUT", "/acme/v2/objects".into(), Some(admin.as_str())),
-        ("DELETE", "/acme/v2/objects/c_thing".into(), Some(admin.as_str())),
-        ("POST", format!("/acme/v2/c_things/{id}"), Some(admin.as_str())),
+        (
+            "DELETE",
+            "/acme/v2/objects/c_thing".into(),
+            Some(admin.as_str()),
+        ),
+        (
+            "POST",
+            format!("/acme/v2/c_things/{id}"),
+            Some(admin.as_str()),
+        ),
         ("PUT", "/acme/v2/c_things".into(), Some(admin.as_str())),
     ];
     for (m, p, t) in cases {
@@ -268,7 +311,14 @@ async fn unknown_routes_and_methods_are_route_faults() {
 #[actix_web::test]
 async fn sys_create_and_get_org() {
     let app = common::app().await;
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "acme"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "acme"})),
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
     let org = r.1;
     assert_eq!(org["object"], "org");
@@ -302,20 +352,64 @@ async fn sys_create_and_get_org() {
 async fn sys_create_org_validation() {
     let app = common::app().await;
     let long = "a".repeat(41);
-    for code in ["Acme", "-acme", "ac_me", "ac me", "", long.as_str(), "sys", "health"] {
-        let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": code}))).await;
+    for code in [
+        "Acme",
+        "-acme",
+        "ac_me",
+        "ac me",
+        "",
+        long.as_str(),
+        "sys",
+        "health",
+    ] {
+        let r = call(
+            &app.svc,
+            "POST",
+            "/sys/orgs",
+            Some(SYS),
+            Some(json!({"code": code})),
+        )
+        .await;
         assert_fault(&r, 400, "cortex.validation.failed", None);
         assert_eq!(sub_paths(&r.1), vec!["code"], "code {code:?}: {}", r.1);
     }
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": 5}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": 5})),
+    )
+    .await;
     assert_invalid_at(&r, "code", "cortex.validation.invalidValue");
     let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({}))).await;
     assert_invalid_at(&r, "code", "cortex.validation.invalidValue");
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "ok", "bogus": 1}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "ok", "bogus": 1})),
+    )
+    .await;
     assert_invalid_at(&r, "bogus", "cortex.validation.unknownField");
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "ok", "storageLimit": -1}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "ok", "storageLimit": -1})),
+    )
+    .await;
     assert_invalid_at(&r, "storageLimit", "cortex.validation.invalidValue");
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!(["code"]))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!(["code"])),
+    )
+    .await;
     assert_invalid_at(&r, "body", "cortex.validation.invalidValue");
     // nothing was created by the refused requests
     let l = call(&app.svc, "GET", "/sys/orgs?total=true", Some(SYS), None).await;
@@ -323,16 +417,37 @@ async fn sys_create_org_validation() {
     // the longest valid code
     let max = format!("a{}", "-9".repeat(19) + "z");
     assert_eq!(max.len(), 40);
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": max}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": max})),
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
 }
 
 #[actix_web::test]
 async fn sys_create_org_duplicate_is_409() {
     let app = common::app().await;
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "acme"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "acme"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "acme", "name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "acme", "name": "x"})),
+    )
+    .await;
     assert_fault(&r, 409, "cortex.exists.org", None);
     assert_eq!(r.1["code"], "kExists");
 }
@@ -341,7 +456,14 @@ async fn sys_create_org_duplicate_is_409() {
 async fn sys_list_orgs_paging() {
     let app = common::app().await;
     for c in ["o1", "o2", "o3"] {
-        let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": c}))).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/sys/orgs",
+            Some(SYS),
+            Some(json!({"code": c})),
+        )
+        .await;
         assert_eq!(r.0, 201);
     }
     let (s, v) = call(&app.svc, "GET", "/sys/orgs", Some(SYS), None).await;
@@ -351,16 +473,31 @@ async fn sys_list_orgs_paging() {
     assert_eq!(v["hasMore"], false);
     assert!(v.get("total").is_none(), "total only when asked: {v}");
 
-    let (_, v) = call(&app.svc, "GET", "/sys/orgs?limit=2&total=true", Some(SYS), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/sys/orgs?limit=2&total=true",
+        Some(SYS),
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["hasMore"], true);
     assert_eq!(v["total"], 3);
-    let first_two: Vec<Value> = v["data"].as_array().unwrap().iter().map(|o| o["code"].clone()).collect();
+    let first_two: Vec<Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["code"].clone())
+        .collect();
 
     let (_, v) = call(&app.svc, "GET", "/sys/orgs?limit=2&skip=2", Some(SYS), None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["hasMore"], false);
-    assert!(!first_two.contains(&v["data"][0]["code"]), "skip overlaps: {v}");
+    assert!(
+        !first_two.contains(&v["data"][0]["code"]),
+        "skip overlaps: {v}"
+    );
 
     for q in ["limit=0", "limit=1001", "limit=x"] {
         let r = call(&app.svc, "GET", &format!("/sys/orgs?{q}"), Some(SYS), None).await;
@@ -369,7 +506,12 @@ async fn sys_list_orgs_paging() {
     let r = call(&app.svc, "GET", "/sys/orgs?skip=-1", Some(SYS), None).await;
     assert_fault(&r, 400, "cortex.invalidArgument.skip", Some("skip"));
     let r = call(&app.svc, "GET", "/sys/orgs?foo=1", Some(SYS), None).await;
-    assert_fault(&r, 400, "cortex.invalidArgument.unknownParameter", Some("foo"));
+    assert_fault(
+        &r,
+        400,
+        "cortex.invalidArgument.unknownParameter",
+        Some("foo"),
+    );
 }
 
 #[actix_web::test]
@@ -377,18 +519,37 @@ async fn sys_list_orgs_paging() {
 async fn sys_list_orgs_newest_first() {
     let app = common::app().await;
     for c in ["zeta", "alpha", "mid"] {
-        let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": c}))).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/sys/orgs",
+            Some(SYS),
+            Some(json!({"code": c})),
+        )
+        .await;
         assert_eq!(r.0, 201);
     }
     let (_, v) = call(&app.svc, "GET", "/sys/orgs", Some(SYS), None).await;
-    let codes: Vec<&str> = v["data"].as_array().unwrap().iter().map(|o| o["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, vec!["mid", "alpha", "zeta"], "{v}");
 }
 
 #[actix_web::test]
 async fn sys_patch_org() {
     let app = common::app().await;
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "acme"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "acme"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
     let r = call(
         &app.svc,
@@ -408,22 +569,64 @@ async fn sys_patch_org() {
     assert_eq!(g.1["name"], "Acme Corp");
 
     // null clears the limit; other fields are kept
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": null}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": null})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["storageLimit"], Value::Null);
     assert_eq!(r.1["exportTtlDays"], 0.0001);
 
     for bad in [json!(0), json!(-1), json!("7"), json!(true)] {
-        let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"exportTtlDays": bad}))).await;
+        let r = call(
+            &app.svc,
+            "PATCH",
+            "/sys/orgs/acme",
+            Some(SYS),
+            Some(json!({"exportTtlDays": bad})),
+        )
+        .await;
         assert_invalid_at(&r, "exportTtlDays", "cortex.validation.invalidValue");
     }
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": 1.5}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": 1.5})),
+    )
+    .await;
     assert_invalid_at(&r, "storageLimit", "cortex.validation.invalidValue");
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"code": "other"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"code": "other"})),
+    )
+    .await;
     assert_invalid_at(&r, "code", "cortex.validation.readOnly");
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"bogus": 1}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"bogus": 1})),
+    )
+    .await;
     assert_invalid_at(&r, "bogus", "cortex.validation.unknownField");
-    let r = call(&app.svc, "PATCH", "/sys/orgs/nope", Some(SYS), Some(json!({"name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/nope",
+        Some(SYS),
+        Some(json!({"name": "x"})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
     // refused patches changed nothing
     let g = call(&app.svc, "GET", "/sys/orgs/acme", Some(SYS), None).await;
@@ -440,7 +643,11 @@ async fn sys_routes_need_the_system_token() {
         ("POST", "/sys/orgs", Some(json!({"code": "x"}))),
         ("GET", "/sys/orgs/acme", None),
         ("PATCH", "/sys/orgs/acme", Some(json!({"name": "x"}))),
-        ("POST", "/sys/orgs/acme/accounts", Some(json!({"email": "x@y.z"}))),
+        (
+            "POST",
+            "/sys/orgs/acme/accounts",
+            Some(json!({"email": "x@y.z"})),
+        ),
     ];
     for (m, p, b) in routes {
         let r = call(&app.svc, m, p, None, b.clone()).await;
@@ -454,7 +661,11 @@ async fn sys_routes_need_the_system_token() {
     let l = call(&app.svc, "GET", "/sys/orgs?total=true", Some(SYS), None).await;
     assert_eq!(l.1["total"], 1);
     // and the system token cannot use org routes
-    for p in ["/acme/v2/accounts/me", "/acme/v2/objects", "/acme/v2/org/storage"] {
+    for p in [
+        "/acme/v2/accounts/me",
+        "/acme/v2/objects",
+        "/acme/v2/org/storage",
+    ] {
         let r = call(&app.svc, "GET", p, Some(SYS), None).await;
         assert_fault(&r, 403, "cortex.accessDenied.systemToken", None);
     }
@@ -467,7 +678,14 @@ async fn sys_routes_need_the_system_token() {
 #[actix_web::test]
 async fn sys_create_account() {
     let app = common::app().await;
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "acme"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "acme"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
     let r = call(
         &app.svc,
@@ -484,41 +702,107 @@ async fn sys_create_account() {
     assert_eq!(a["name"], "Boss");
     assert_eq!(a["roles"], json!(["administrator"]));
     assert!(is_oid(&a["_id"]) && is_oid(&a["tokenId"]), "{a}");
-    assert!(a.get("password").is_none() && a.get("passwordHash").is_none(), "{a}");
+    assert!(
+        a.get("password").is_none() && a.get("passwordHash").is_none(),
+        "{a}"
+    );
     let tok = a["token"].as_str().unwrap();
     let me = call(&app.svc, "GET", "/acme/v2/accounts/me", Some(tok), None).await;
     assert_eq!(me.0, 200, "{}", me.1);
     assert_eq!(me.1["_id"], a["_id"]);
 
     // default role is "user"
-    let r = call(&app.svc, "POST", "/sys/orgs/acme/accounts", Some(SYS), Some(json!({"email": "u@acme.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs/acme/accounts",
+        Some(SYS),
+        Some(json!({"email": "u@acme.test"})),
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
     assert_eq!(r.1["roles"], json!(["user"]));
     assert_eq!(r.1["name"], Value::Null);
 
     // duplicate email, case-insensitively
-    let r = call(&app.svc, "POST", "/sys/orgs/acme/accounts", Some(SYS), Some(json!({"email": "boss@acme.TEST"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs/acme/accounts",
+        Some(SYS),
+        Some(json!({"email": "boss@acme.TEST"})),
+    )
+    .await;
     assert_fault(&r, 409, "cortex.exists.account", None);
 
     let bad: Vec<(Value, &str, &str)> = vec![
-        (json!({"email": "not-an-email"}), "email", "cortex.validation.invalidValue"),
+        (
+            json!({"email": "not-an-email"}),
+            "email",
+            "cortex.validation.invalidValue",
+        ),
         (json!({}), "email", "cortex.validation.invalidValue"),
-        (json!({"email": "a b@c.d"}), "email", "cortex.validation.invalidValue"),
-        (json!({"email": "p@acme.test", "password": "short"}), "password", "cortex.validation.invalidValue"),
-        (json!({"email": "r@acme.test", "roles": ["bad role!"]}), "roles[0]", "cortex.validation.invalidValue"),
-        (json!({"email": "r@acme.test", "roles": "administrator"}), "roles", "cortex.validation.invalidValue"),
-        (json!({"email": "t@acme.test", "token": "x"}), "token", "cortex.validation.readOnly"),
-        (json!({"email": "b@acme.test", "bogus": true}), "bogus", "cortex.validation.unknownField"),
+        (
+            json!({"email": "a b@c.d"}),
+            "email",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"email": "p@acme.test", "password": "short"}),
+            "password",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"email": "r@acme.test", "roles": ["bad role!"]}),
+            "roles[0]",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"email": "r@acme.test", "roles": "administrator"}),
+            "roles",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"email": "t@acme.test", "token": "x"}),
+            "token",
+            "cortex.validation.readOnly",
+        ),
+        (
+            json!({"email": "b@acme.test", "bogus": true}),
+            "bogus",
+            "cortex.validation.unknownField",
+        ),
     ];
     for (body, path, code) in bad {
-        let r = call(&app.svc, "POST", "/sys/orgs/acme/accounts", Some(SYS), Some(body)).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/sys/orgs/acme/accounts",
+            Some(SYS),
+            Some(body),
+        )
+        .await;
         assert_invalid_at(&r, path, code);
     }
-    let r = call(&app.svc, "POST", "/sys/orgs/nope/accounts", Some(SYS), Some(json!({"email": "a@b.c"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs/nope/accounts",
+        Some(SYS),
+        Some(json!({"email": "a@b.c"})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
 
     // the administrator role by its fixed id; the same email in another org is a new account
-    let r = call(&app.svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": "other"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": "other"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
     let r = call(
         &app.svc,
@@ -553,16 +837,44 @@ async fn org_accounts_admin_only() {
     assert_eq!(r.1["roles"], json!(["user", "analyst"]));
     let utok = r.1["token"].as_str().unwrap().to_string();
 
-    let r = call(&app.svc, "POST", "/acme/v2/accounts", Some(&utok), Some(json!({"email": "u2@acme.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&utok),
+        Some(json!({"email": "u2@acme.test"})),
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
     let r = call(&app.svc, "GET", "/acme/v2/accounts", Some(&utok), None).await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
-    let r = call(&app.svc, "POST", "/acme/v2/accounts", Some(&admin), Some(json!({"email": "U1@acme.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&admin),
+        Some(json!({"email": "U1@acme.test"})),
+    )
+    .await;
     assert_fault(&r, 409, "cortex.exists.account", None);
-    let r = call(&app.svc, "POST", "/acme/v2/accounts", Some(&admin), Some(json!({"email": "nope"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&admin),
+        Some(json!({"email": "nope"})),
+    )
+    .await;
     assert_invalid_at(&r, "email", "cortex.validation.invalidValue");
 
-    let (s, v) = call(&app.svc, "GET", "/acme/v2/accounts?total=true", Some(&admin), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["object"], "list");
     assert_eq!(v["total"], 2);
@@ -570,15 +882,44 @@ async fn org_accounts_admin_only() {
     assert_eq!(data.len(), 2);
     assert_eq!(data[0]["email"], "u1@acme.test", "newest first: {v}");
     for a in data {
-        assert!(a.get("token").is_none() && a.get("tokenId").is_none(), "token leaked: {a}");
+        assert!(
+            a.get("token").is_none() && a.get("tokenId").is_none(),
+            "token leaked: {a}"
+        );
     }
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/accounts?limit=1", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts?limit=1",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["hasMore"], true);
-    let r = call(&app.svc, "GET", "/acme/v2/accounts?limit=0", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts?limit=0",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.limit", Some("limit"));
-    let r = call(&app.svc, "GET", "/acme/v2/accounts?where=x", Some(&admin), None).await;
-    assert_fault(&r, 400, "cortex.invalidArgument.unknownParameter", Some("where"));
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts?where=x",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_fault(
+        &r,
+        400,
+        "cortex.invalidArgument.unknownParameter",
+        Some("where"),
+    );
 }
 
 #[actix_web::test]
@@ -588,19 +929,54 @@ async fn get_account_is_self_or_admin() {
     let admin_id = me_id(&app.svc, "acme", &admin).await;
     let (uid, utok) = user(&app.svc, "acme", &admin, "u@acme.test").await;
 
-    let r = call(&app.svc, "GET", &format!("/acme/v2/accounts/{uid}"), Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/accounts/{uid}"),
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["email"], "u@acme.test");
     assert!(r.1.get("token").is_none(), "{}", r.1);
-    let r = call(&app.svc, "GET", &format!("/acme/v2/accounts/{admin_id}"), Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/accounts/{admin_id}"),
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
-    let r = call(&app.svc, "GET", &format!("/acme/v2/accounts/{uid}"), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/accounts/{uid}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["_id"], uid);
-    let r = call(&app.svc, "GET", "/acme/v2/accounts/0123456789abcdef01234567", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/0123456789abcdef01234567",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     assert_eq!(r.1["object"], "fault");
-    let r = call(&app.svc, "GET", "/acme/v2/accounts/not-an-id", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/not-an-id",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     assert_eq!(r.1["object"], "fault");
 }
@@ -618,7 +994,14 @@ async fn me_returns_account_and_org() {
     assert!(v.get("token").is_none(), "{v}");
     let r = call(&app.svc, "GET", "/acme/v2/accounts/me", None, None).await;
     assert_fault(&r, 401, "cortex.unauthorized.noCredentials", None);
-    let r = call(&app.svc, "GET", "/acme/v2/accounts/me", Some("exd_00"), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/me",
+        Some("exd_00"),
+        None,
+    )
+    .await;
     assert_fault(&r, 401, "cortex.unauthorized.invalidToken", None);
 }
 
@@ -627,25 +1010,53 @@ async fn org_tokens_issue_and_revoke() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "acme").await;
     let admin_id = me_id(&app.svc, "acme", &admin).await;
-    let r = call(&app.svc, "POST", "/acme/v2/accounts", Some(&admin), Some(json!({"email": "u@acme.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&admin),
+        Some(json!({"email": "u@acme.test"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
     let uid = r.1["_id"].as_str().unwrap().to_string();
     let first_tok = r.1["token"].as_str().unwrap().to_string();
     let first_id = r.1["tokenId"].as_str().unwrap().to_string();
 
     // a user issues a second token for itself
-    let r = call(&app.svc, "POST", &format!("/acme/v2/accounts/{uid}/tokens"), Some(&first_tok), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/accounts/{uid}/tokens"),
+        Some(&first_tok),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
     assert_eq!(r.1["object"], "token");
     assert!(is_oid(&r.1["_id"]), "{}", r.1);
     let second_tok = r.1["token"].as_str().unwrap().to_string();
     let second_id = r.1["_id"].as_str().unwrap().to_string();
     assert_ne!(second_tok, first_tok);
-    let me = call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&second_tok), None).await;
+    let me = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/me",
+        Some(&second_tok),
+        None,
+    )
+    .await;
     assert_eq!(me.1["_id"], uid);
 
     // but not for someone else, nor revoke someone else's
-    let r = call(&app.svc, "POST", &format!("/acme/v2/accounts/{admin_id}/tokens"), Some(&first_tok), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/accounts/{admin_id}/tokens"),
+        Some(&first_tok),
+        None,
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
     let r = call(
         &app.svc,
@@ -667,7 +1078,14 @@ async fn org_tokens_issue_and_revoke() {
     )
     .await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let me = call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&second_tok), None).await;
+    let me = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/me",
+        Some(&second_tok),
+        None,
+    )
+    .await;
     assert_eq!(me.0, 200);
 
     // the user revokes its second token
@@ -680,7 +1098,14 @@ async fn org_tokens_issue_and_revoke() {
     )
     .await;
     assert_eq!(r, (200, json!({"object": "result", "data": true})));
-    let r = call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&second_tok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/accounts/me",
+        Some(&second_tok),
+        None,
+    )
+    .await;
     assert_fault(&r, 401, "cortex.unauthorized.invalidToken", None);
 
     // the admin revokes the user's first token
@@ -722,16 +1147,42 @@ async fn sys_tokens_issue_and_revoke() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "acme").await;
     let aid = me_id(&app.svc, "acme", &admin).await;
-    let r = call(&app.svc, "POST", &format!("/sys/orgs/acme/accounts/{aid}/tokens"), Some(SYS), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        &format!("/sys/orgs/acme/accounts/{aid}/tokens"),
+        Some(SYS),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
     assert_eq!(r.1["object"], "token");
     let tok = r.1["token"].as_str().unwrap().to_string();
     let tid = r.1["_id"].as_str().unwrap().to_string();
-    assert_eq!(call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&tok), None).await.0, 200);
+    assert_eq!(
+        call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&tok), None)
+            .await
+            .0,
+        200
+    );
 
-    let r = call(&app.svc, "POST", &format!("/sys/orgs/acme/accounts/{aid}/tokens"), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        &format!("/sys/orgs/acme/accounts/{aid}/tokens"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.systemOnly", None);
-    let r = call(&app.svc, "POST", &format!("/sys/orgs/nope/accounts/{aid}/tokens"), Some(SYS), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        &format!("/sys/orgs/nope/accounts/{aid}/tokens"),
+        Some(SYS),
+        None,
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
     let r = call(
         &app.svc,
@@ -743,13 +1194,32 @@ async fn sys_tokens_issue_and_revoke() {
     .await;
     assert_eq!(r.0, 404, "{}", r.1);
 
-    let r = call(&app.svc, "DELETE", &format!("/sys/orgs/acme/accounts/{aid}/tokens/{tid}"), Some(SYS), None).await;
+    let r = call(
+        &app.svc,
+        "DELETE",
+        &format!("/sys/orgs/acme/accounts/{aid}/tokens/{tid}"),
+        Some(SYS),
+        None,
+    )
+    .await;
     assert_eq!(r, (200, json!({"object": "result", "data": true})));
     let r = call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&tok), None).await;
     assert_fault(&r, 401, "cortex.unauthorized.invalidToken", None);
     // the other token is untouched
-    assert_eq!(call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&admin), None).await.0, 200);
-    let r = call(&app.svc, "DELETE", &format!("/sys/orgs/acme/accounts/{aid}/tokens/{tid}"), Some(SYS), None).await;
+    assert_eq!(
+        call(&app.svc, "GET", "/acme/v2/accounts/me", Some(&admin), None)
+            .await
+            .0,
+        200
+    );
+    let r = call(
+        &app.svc,
+        "DELETE",
+        &format!("/sys/orgs/acme/accounts/{aid}/tokens/{tid}"),
+        Some(SYS),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
 }
 
@@ -761,7 +1231,8 @@ async fn sys_tokens_issue_and_revoke() {
 async fn login_sets_session_cookie_and_csrf_guards_writes() {
     let app = common::app().await;
     let _admin = org_with_admin(&app.svc, "sess-org").await;
-    let (cookie, csrf, set_cookie) = login(&app.svc, "sess-org", "ADMIN@sess-org.test", "correct-horse").await;
+    let (cookie, csrf, set_cookie) =
+        login(&app.svc, "sess-org", "ADMIN@sess-org.test", "correct-horse").await;
     let lc = set_cookie.to_ascii_lowercase();
     assert!(lc.contains("httponly"), "{set_cookie}");
     assert!(lc.contains("samesite=strict"), "{set_cookie}");
@@ -772,20 +1243,27 @@ async fn login_sets_session_cookie_and_csrf_guards_writes() {
         TestRequest::post()
             .uri("/sess-org/v2/accounts/login")
             .insert_header(("Content-Type", "application/json"))
-            .set_payload(json!({"email": "admin@sess-org.test", "password": "correct-horse"}).to_string()),
+            .set_payload(
+                json!({"email": "admin@sess-org.test", "password": "correct-horse"}).to_string(),
+            ),
     )
     .await;
     let v = json_of(&b);
     assert_eq!(v["object"], "account", "{v}");
     assert_eq!(v["email"], "admin@sess-org.test");
     let text = v.to_string();
-    assert!(!text.contains("argon2") && !text.contains("correct-horse") && v.get("token").is_none(), "{v}");
+    assert!(
+        !text.contains("argon2") && !text.contains("correct-horse") && v.get("token").is_none(),
+        "{v}"
+    );
     assert_ne!(v["csrfToken"], csrf, "each session has its own CSRF token");
 
     // GETs work with the cookie alone; me echoes the CSRF token
     let (s, h, b) = send(
         &app.svc,
-        TestRequest::get().uri("/sess-org/v2/accounts/me").insert_header(("Cookie", cookie.clone())),
+        TestRequest::get()
+            .uri("/sess-org/v2/accounts/me")
+            .insert_header(("Cookie", cookie.clone())),
     )
     .await;
     assert_eq!(s, 200, "{}", json_of(&b));
@@ -817,7 +1295,14 @@ async fn login_bad_credentials() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "cred-org").await;
     // an account without a password cannot sign in
-    let r = call(&app.svc, "POST", "/cred-org/v2/accounts", Some(&admin), Some(json!({"email": "nopw@cred-org.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/cred-org/v2/accounts",
+        Some(&admin),
+        Some(json!({"email": "nopw@cred-org.test"})),
+    )
+    .await;
     assert_eq!(r.0, 201);
     let cases = [
         ("cred-org", "admin@cred-org.test", "wrong-password"),
@@ -834,10 +1319,22 @@ async fn login_bad_credentials() {
                 .set_payload(json!({"email": email, "password": pw}).to_string()),
         )
         .await;
-        assert_fault(&(s, json_of(&b)), 401, "cortex.unauthorized.invalidCredentials", None);
+        assert_fault(
+            &(s, json_of(&b)),
+            401,
+            "cortex.unauthorized.invalidCredentials",
+            None,
+        );
         assert!(h.get("set-cookie").is_none(), "no cookie on failure");
     }
-    let r = call(&app.svc, "POST", "/cred-org/v2/accounts/login", None, Some(json!({"email": "admin@cred-org.test"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/cred-org/v2/accounts/login",
+        None,
+        Some(json!({"email": "admin@cred-org.test"})),
+    )
+    .await;
     assert_invalid_at(&r, "password", "cortex.validation.invalidValue");
     let r = call(
         &app.svc,
@@ -869,11 +1366,16 @@ async fn logout_invalidates_the_session() {
     let (s, h, b) = send(&app.svc, logout(Some(&csrf))).await;
     assert_eq!(s, 200, "{}", json_of(&b));
     assert_eq!(json_of(&b), json!({"object": "result", "data": true}));
-    assert!(hdr(&h, "set-cookie").starts_with("exportd_session="), "removal cookie");
+    assert!(
+        hdr(&h, "set-cookie").starts_with("exportd_session="),
+        "removal cookie"
+    );
 
     let r = raw(
         &app.svc,
-        TestRequest::get().uri("/out-org/v2/accounts/me").insert_header(("Cookie", cookie.clone())),
+        TestRequest::get()
+            .uri("/out-org/v2/accounts/me")
+            .insert_header(("Cookie", cookie.clone())),
     )
     .await;
     assert_fault(&r, 401, "cortex.unauthorized.invalidSession", None);
@@ -900,19 +1402,37 @@ async fn login_is_throttled_after_ten_failures() {
     )
     .await;
     assert_eq!(r.0, 201);
-    let attempt = |pw: &str| {
-        json!({"email": "admin@throttle-org.test", "password": pw})
-    };
+    let attempt = |pw: &str| json!({"email": "admin@throttle-org.test", "password": pw});
     for i in 0..10 {
-        let r = call(&app.svc, "POST", "/throttle-org/v2/accounts/login", None, Some(attempt("bad-password"))).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/throttle-org/v2/accounts/login",
+            None,
+            Some(attempt("bad-password")),
+        )
+        .await;
         assert_fault(&r, 401, "cortex.unauthorized.invalidCredentials", None);
         assert_eq!(r.1["code"], "kUnauthorized", "attempt {i}");
     }
-    let r = call(&app.svc, "POST", "/throttle-org/v2/accounts/login", None, Some(attempt("correct-horse"))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/throttle-org/v2/accounts/login",
+        None,
+        Some(attempt("correct-horse")),
+    )
+    .await;
     assert_fault(&r, 429, "cortex.throttled.login", None);
     assert_eq!(r.1["code"], "kThrottled");
     // another email is not throttled
-    let (_, csrf, _) = login(&app.svc, "throttle-org", "other@throttle-org.test", "other-password").await;
+    let (_, csrf, _) = login(
+        &app.svc,
+        "throttle-org",
+        "other@throttle-org.test",
+        "other-password",
+    )
+    .await;
     assert!(!csrf.is_empty());
 }
 
@@ -921,7 +1441,14 @@ async fn cross_org_access_is_not_found() {
     let app = common::app().await;
     let a = setup(&app.svc, "org-a").await;
     let b = setup(&app.svc, "org-b").await;
-    let bdoc = create_doc(&app.svc, "org-b", &b, "c_things", json!({"c_name": "secret"})).await;
+    let bdoc = create_doc(
+        &app.svc,
+        "org-b",
+        &b,
+        "c_things",
+        json!({"c_name": "secret"}),
+    )
+    .await;
     let bid = bdoc["_id"].as_str().unwrap();
     let paths = [
         "/org-b/v2/accounts/me".to_string(),
@@ -935,20 +1462,50 @@ async fn cross_org_access_is_not_found() {
         let r = call(&app.svc, "GET", p, Some(&a), None).await;
         assert_fault(&r, 404, "cortex.notFound.org", None);
     }
-    let r = call(&app.svc, "PATCH", &format!("/org-b/v2/c_things/{bid}"), Some(&a), Some(json!({"c_name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &format!("/org-b/v2/c_things/{bid}"),
+        Some(&a),
+        Some(json!({"c_name": "x"})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
-    let r = call(&app.svc, "DELETE", &format!("/org-b/v2/c_things/{bid}"), Some(&a), None).await;
+    let r = call(
+        &app.svc,
+        "DELETE",
+        &format!("/org-b/v2/c_things/{bid}"),
+        Some(&a),
+        None,
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
-    let r = call(&app.svc, "POST", "/org-b/v2/c_things", Some(&a), Some(json!({"c_name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/org-b/v2/c_things",
+        Some(&a),
+        Some(json!({"c_name": "x"})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
     // the doc id does not exist in org A either
-    let r = call(&app.svc, "GET", &format!("/org-a/v2/c_things/{bid}"), Some(&a), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/org-a/v2/c_things/{bid}"),
+        Some(&a),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     // a session of org A is not valid in org B
     let (cookie, _, _) = login(&app.svc, "org-a", "admin@org-a.test", "correct-horse").await;
     let r = raw(
         &app.svc,
-        TestRequest::get().uri("/org-b/v2/objects").insert_header(("Cookie", cookie)),
+        TestRequest::get()
+            .uri("/org-b/v2/objects")
+            .insert_header(("Cookie", cookie)),
     )
     .await;
     assert_fault(&r, 404, "cortex.notFound.org", None);
@@ -963,7 +1520,14 @@ async fn cross_org_access_is_not_found() {
     .await;
     assert_fault(&r, 401, "cortex.unauthorized.invalidCredentials", None);
     // B's document was untouched
-    let r = call(&app.svc, "GET", &format!("/org-b/v2/c_things/{bid}"), Some(&b), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/org-b/v2/c_things/{bid}"),
+        Some(&b),
+        None,
+    )
+    .await;
     assert_eq!(r.1["c_name"], "secret");
 }
 
@@ -993,22 +1557,55 @@ async fn objects_create_get_list() {
     assert_eq!(props[8]["properties"].as_array().unwrap().len(), 2);
 
     for name in ["c_thing", "c_things"] {
-        let r = call(&app.svc, "GET", &format!("/acme/v2/objects/{name}"), Some(&utok), None).await;
+        let r = call(
+            &app.svc,
+            "GET",
+            &format!("/acme/v2/objects/{name}"),
+            Some(&utok),
+            None,
+        )
+        .await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(r.1, t);
     }
-    let (s, v) = call(&app.svc, "GET", "/acme/v2/objects?total=true", Some(&utok), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects?total=true",
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["object"], "list");
     assert_eq!(v["total"], 2);
-    let mut names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["c_parent", "c_thing"]);
 
-    let r = call(&app.svc, "GET", "/acme/v2/objects/c_nope", Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects/c_nope",
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     assert_eq!(r.1["object"], "fault");
-    let r = call(&app.svc, "GET", "/acme/v2/objects?limit=0", Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects?limit=0",
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.limit", Some("limit"));
 
     // only administrators write definitions
@@ -1030,7 +1627,14 @@ async fn objects_create_get_list() {
     )
     .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
-    let r = call(&app.svc, "GET", "/acme/v2/objects/c_mine", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects/c_mine",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 404);
 }
 
@@ -1043,7 +1647,12 @@ async fn objects_list_newest_first() {
         define(&app.svc, "acme", &admin, json!({"name": n})).await;
     }
     let (_, v) = call(&app.svc, "GET", "/acme/v2/objects", Some(&admin), None).await;
-    let names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["c_mid", "c_alpha", "c_zeta"], "{v}");
 }
 
@@ -1052,19 +1661,67 @@ async fn objects_invalid_names() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "acme").await;
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({"name": "thing"}), "name", "cortex.validation.invalidValue"),
-        (json!({"name": "c_"}), "name", "cortex.validation.invalidValue"),
-        (json!({"name": "c_Thing"}), "name", "cortex.validation.invalidValue"),
-        (json!({"name": "c_thing", "pluralName": "things"}), "pluralName", "cortex.validation.invalidValue"),
-        (json!({"name": "c_thing", "pluralName": "c_thing"}), "pluralName", "cortex.validation.invalidValue"),
-        (json!({"name": "account"}), "name", "cortex.validation.reservedName"),
-        (json!({"name": "export"}), "name", "cortex.validation.reservedName"),
-        (json!({"name": "exports"}), "name", "cortex.validation.reservedName"),
-        (json!({"name": "org"}), "name", "cortex.validation.reservedName"),
-        (json!({"name": "deployment"}), "name", "cortex.validation.reservedName"),
+        (
+            json!({"name": "thing"}),
+            "name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"name": "c_"}),
+            "name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"name": "c_Thing"}),
+            "name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"name": "c_thing", "pluralName": "things"}),
+            "pluralName",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"name": "c_thing", "pluralName": "c_thing"}),
+            "pluralName",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!({"name": "account"}),
+            "name",
+            "cortex.validation.reservedName",
+        ),
+        (
+            json!({"name": "export"}),
+            "name",
+            "cortex.validation.reservedName",
+        ),
+        (
+            json!({"name": "exports"}),
+            "name",
+            "cortex.validation.reservedName",
+        ),
+        (
+            json!({"name": "org"}),
+            "name",
+            "cortex.validation.reservedName",
+        ),
+        (
+            json!({"name": "deployment"}),
+            "name",
+            "cortex.validation.reservedName",
+        ),
         (json!({}), "name", "cortex.validation.invalidValue"),
-        (json!({"name": "c_x", "bogus": 1}), "bogus", "cortex.validation.unknownField"),
-        (json!({"name": "c_x", "_id": "0123456789abcdef01234567"}), "_id", "cortex.validation.readOnly"),
+        (
+            json!({"name": "c_x", "bogus": 1}),
+            "bogus",
+            "cortex.validation.unknownField",
+        ),
+        (
+            json!({"name": "c_x", "_id": "0123456789abcdef01234567"}),
+            "_id",
+            "cortex.validation.readOnly",
+        ),
         (
             json!({"name": "c_x", "defaultAcl": [{"type": "group", "target": "user", "allow": "read"}]}),
             "defaultAcl[0].type",
@@ -1077,10 +1734,24 @@ async fn objects_invalid_names() {
         ),
     ];
     for (body, path, code) in cases {
-        let r = call(&app.svc, "POST", "/acme/v2/objects", Some(&admin), Some(body.clone())).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/acme/v2/objects",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
         assert_invalid_at(&r, path, code);
     }
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/objects?total=true", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["total"], 0, "refused definitions were stored: {v}");
 }
 
@@ -1093,10 +1764,26 @@ async fn objects_invalid_properties() {
     let s = |n: &str| json!({"name": n, "type": "String"});
     let cases: Vec<(Value, &str, &str)> = vec![
         (json!("c_a"), "properties", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "Strin"}]), "properties[0].type", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a"}]), "properties[0].type", "cortex.validation.invalidValue"),
-        (json!([{"type": "String"}]), "properties[0].name", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "Document"}]), "properties[0].properties", "cortex.validation.invalidValue"),
+        (
+            json!([{"name": "c_a", "type": "Strin"}]),
+            "properties[0].type",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a"}]),
+            "properties[0].type",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"type": "String"}]),
+            "properties[0].name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a", "type": "Document"}]),
+            "properties[0].properties",
+            "cortex.validation.invalidValue",
+        ),
         (
             json!([s("c_z"), {"name": "c_a", "type": "Document", "properties": []}]),
             "properties[1].properties",
@@ -1109,7 +1796,11 @@ async fn objects_invalid_properties() {
             "properties[0].properties[0].type",
             "cortex.validation.invalidValue",
         ),
-        (json!([{"name": "c_r", "type": "Reference"}]), "properties[0].sourceObject", "cortex.validation.invalidValue"),
+        (
+            json!([{"name": "c_r", "type": "Reference"}]),
+            "properties[0].sourceObject",
+            "cortex.validation.invalidValue",
+        ),
         (
             json!([s("c_z"), {"name": "c_r", "type": "Reference", "sourceObject": "c_nope"}]),
             "properties[1].sourceObject",
@@ -1136,19 +1827,62 @@ async fn objects_invalid_properties() {
             "properties[0].linkedProperty",
             "cortex.validation.invalidValue",
         ),
-        (json!([s("c_a"), {"name": "c_a", "type": "Number"}]), "properties[1].name", "cortex.validation.invalidValue"),
-        (json!([{"name": "created", "type": "Date"}]), "properties[0].name", "cortex.validation.invalidValue"),
-        (json!([{"name": "_id", "type": "ObjectId"}]), "properties[0].name", "cortex.validation.invalidValue"),
-        (json!([{"name": "c-bad", "type": "String"}]), "properties[0].name", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "String", "bogus": 1}]), "properties[0].bogus", "cortex.validation.unknownField"),
-        (json!([{"name": "c_a", "type": "String", "readAccess": "god"}]), "properties[0].readAccess", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "File", "required": true}]), "properties[0].required", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "String", "sourceObject": "c_thing"}]), "properties[0].sourceObject", "cortex.validation.invalidValue"),
-        (json!([{"name": "c_a", "type": "String", "array": "yes"}]), "properties[0].array", "cortex.validation.invalidValue"),
+        (
+            json!([s("c_a"), {"name": "c_a", "type": "Number"}]),
+            "properties[1].name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "created", "type": "Date"}]),
+            "properties[0].name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "_id", "type": "ObjectId"}]),
+            "properties[0].name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c-bad", "type": "String"}]),
+            "properties[0].name",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a", "type": "String", "bogus": 1}]),
+            "properties[0].bogus",
+            "cortex.validation.unknownField",
+        ),
+        (
+            json!([{"name": "c_a", "type": "String", "readAccess": "god"}]),
+            "properties[0].readAccess",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a", "type": "File", "required": true}]),
+            "properties[0].required",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a", "type": "String", "sourceObject": "c_thing"}]),
+            "properties[0].sourceObject",
+            "cortex.validation.invalidValue",
+        ),
+        (
+            json!([{"name": "c_a", "type": "String", "array": "yes"}]),
+            "properties[0].array",
+            "cortex.validation.invalidValue",
+        ),
     ];
     for (i, (props, path, code)) in cases.into_iter().enumerate() {
         let body = json!({"name": format!("c_bad{i}"), "properties": props});
-        let r = call(&app.svc, "POST", "/acme/v2/objects", Some(&admin), Some(body)).await;
+        let r = call(
+            &app.svc,
+            "POST",
+            "/acme/v2/objects",
+            Some(&admin),
+            Some(body),
+        )
+        .await;
         assert_invalid_at(&r, path, code);
     }
     // valid: a self-reference, and a List linked back through the other object
@@ -1168,7 +1902,14 @@ async fn objects_invalid_properties() {
     )
     .await;
     assert_eq!(r.0, 200, "{}", r.1);
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/objects?total=true", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["total"], 3, "refused definitions were stored: {v}");
 }
 
@@ -1179,7 +1920,14 @@ async fn objects_duplicate_name_is_409() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "acme").await;
     define(&app.svc, "acme", &admin, parent_def()).await;
-    let r = call(&app.svc, "POST", "/acme/v2/objects", Some(&admin), Some(parent_def())).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/objects",
+        Some(&admin),
+        Some(parent_def()),
+    )
+    .await;
     assert_fault(&r, 409, "cortex.exists.object", None);
 }
 
@@ -1232,22 +1980,62 @@ async fn objects_patch_adds_properties_and_keeps_documents() {
     )
     .await;
     assert_eq!(r.0, 200, "{}", r.1);
-    let g = call(&app.svc, "GET", "/acme/v2/objects/c_step", Some(&admin), None).await;
-    let names: Vec<&str> = g.1["properties"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let g = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/objects/c_step",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let names: Vec<&str> = g.1["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["c_n", "c_note"], "{}", g.1);
     assert_eq!(g.1["label"], "Steps");
 
     // the old document still reads and patches
-    let r = call(&app.svc, "GET", &format!("/acme/v2/c_steps/{oid}"), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_steps/{oid}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_n"], 1);
-    let r = call(&app.svc, "PATCH", &format!("/acme/v2/c_steps/{oid}"), Some(&admin), Some(json!({"c_n": 2}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &format!("/acme/v2/c_steps/{oid}"),
+        Some(&admin),
+        Some(json!({"c_n": 2})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_n"], 2);
     // new documents use the new property (required now)
-    let r = call(&app.svc, "POST", "/acme/v2/c_steps", Some(&admin), Some(json!({"c_n": 3}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_steps",
+        Some(&admin),
+        Some(json!({"c_n": 3})),
+    )
+    .await;
     assert_invalid_at(&r, "c_note", "cortex.validation.invalidValue");
-    let d = create_doc(&app.svc, "acme", &admin, "c_steps", json!({"c_n": 3, "c_note": "hi"})).await;
+    let d = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_steps",
+        json!({"c_n": 3, "c_note": "hi"}),
+    )
+    .await;
     assert_eq!(d["c_note"], "hi");
 
     // a property's type cannot change
@@ -1269,9 +2057,32 @@ async fn objects_patch_adds_properties_and_keeps_documents() {
     )
     .await;
     assert_invalid_at(&r, "properties[0]", "cortex.validation.invalidValue");
-    let r = call(&app.svc, "PATCH", "/acme/v2/objects/c_step", Some(&admin), Some(json!({"name": "c_x"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/objects/c_step",
+        Some(&admin),
+        Some(json!({"properties": [{"name": "c_n", "type": "Number", "required": true}]})),
+    )
+    .await;
+    assert_invalid_at(&r, "properties[0]", "cortex.validation.invalidValue");
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/objects/c_step",
+        Some(&admin),
+        Some(json!({"name": "c_x"})),
+    )
+    .await;
     assert_invalid_at(&r, "name", "cortex.validation.readOnly");
-    let r = call(&app.svc, "PATCH", "/acme/v2/objects/c_nope", Some(&admin), Some(json!({"label": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/objects/c_nope",
+        Some(&admin),
+        Some(json!({"label": "x"})),
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
 }
 
@@ -1309,7 +2120,14 @@ async fn documents_create_casts_and_renders() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
     let admin_id = me_id(&app.svc, "acme", &admin).await;
-    let parent = create_doc(&app.svc, "acme", &admin, "c_parents", json!({"c_title": "P"})).await;
+    let parent = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_parents",
+        json!({"c_title": "P"}),
+    )
+    .await;
     let pid = parent["_id"].as_str().unwrap().to_string();
 
     let d = create_doc(
@@ -1336,8 +2154,14 @@ async fn documents_create_casts_and_renders() {
     let id = d["_id"].as_str().unwrap().to_string();
     assert!(is_oid(&d["_id"]), "{d}");
     assert_eq!(d["object"], "c_thing");
-    assert!(d["created"].as_str().is_some_and(|s| s.len() == 24 && s.ends_with('Z')), "{d}");
-    let acct_ref = json!({"_id": admin_id, "object": "account", "path": format!("/accounts/{admin_id}")});
+    assert!(
+        d["created"]
+            .as_str()
+            .is_some_and(|s| s.len() == 24 && s.ends_with('Z')),
+        "{d}"
+    );
+    let acct_ref =
+        json!({"_id": admin_id, "object": "account", "path": format!("/accounts/{admin_id}")});
     assert_eq!(d["creator"], acct_ref);
     assert_eq!(d["owner"], acct_ref);
     assert_eq!(d["c_name"], "first");
@@ -1346,7 +2170,10 @@ async fn documents_create_casts_and_renders() {
     assert_eq!(d["c_flag"], true);
     assert_eq!(d["c_when"], "2026-01-01T00:00:00.000Z");
     assert_eq!(d["c_oid"], "0123456789abcdef01234567");
-    assert_eq!(d["c_parent"], json!({"_id": pid, "object": "c_parent", "path": format!("/c_parents/{pid}")}));
+    assert_eq!(
+        d["c_parent"],
+        json!({"_id": pid, "object": "c_parent", "path": format!("/c_parents/{pid}")})
+    );
     assert_eq!(d["c_who"], acct_ref);
     assert_eq!(d["c_tags"], json!(["a", "b"]));
     let items = d["c_items"].as_array().unwrap();
@@ -1356,14 +2183,34 @@ async fn documents_create_casts_and_renders() {
     assert!(is_oid(&items[0]["_id"]) && is_oid(&items[1]["_id"]), "{d}");
     assert_ne!(items[0]["_id"], items[1]["_id"]);
     assert_eq!(d["c_meta"], json!({"c_note": "n"}));
-    assert!(d["c_meta"].get("_id").is_none(), "a single Document has no _id: {d}");
+    assert!(
+        d["c_meta"].get("_id").is_none(),
+        "a single Document has no _id: {d}"
+    );
     assert_eq!(d["c_any"], json!({"deep": [1, "two", null]}));
-    assert!(d.get("c_opt").is_none(), "optional properties are hidden by default: {d}");
+    assert!(
+        d.get("c_opt").is_none(),
+        "optional properties are hidden by default: {d}"
+    );
 
-    let g = call(&app.svc, "GET", &format!("/acme/v2/c_things/{id}"), Some(&admin), None).await;
+    let g = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_things/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(g.0, 200, "{}", g.1);
     assert_eq!(g.1, d);
-    let g = call(&app.svc, "GET", &format!("/acme/v2/c_thing/{id}?include=c_opt"), Some(&admin), None).await;
+    let g = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_thing/{id}?include=c_opt"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(g.0, 200, "{}", g.1);
     assert_eq!(g.1["c_opt"], "hidden");
 
@@ -1381,7 +2228,14 @@ async fn documents_create_casts_and_renders() {
     assert_eq!(d["c_tags"], json!(["solo"]));
     assert_eq!(d["c_items"][0]["_id"], eid);
     assert_eq!(d["c_when"], "2026-11-29T12:00:00.500Z");
-    let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "e", "c_when": 86_400_000})).await;
+    let d = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_things",
+        json!({"c_name": "e", "c_when": 86_400_000}),
+    )
+    .await;
     assert_eq!(d["c_when"], "1970-01-02T00:00:00.000Z");
 }
 
@@ -1435,7 +2289,14 @@ async fn documents_create_validation_faults() {
     assert_eq!(v["faults"].as_array().unwrap().len(), expect.len(), "{v}");
 
     // a body that is not an object
-    let r = call(&app.svc, "POST", "/acme/v2/c_things", Some(&admin), Some(json!([1, 2]))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_things",
+        Some(&admin),
+        Some(json!([1, 2])),
+    )
+    .await;
     assert_invalid_at(&r, "body", "cortex.validation.invalidValue");
     // a reference to a document of another object is invalid
     let other = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "t"})).await;
@@ -1449,7 +2310,14 @@ async fn documents_create_validation_faults() {
     .await;
     assert_invalid_at(&r, "c_parent", "cortex.validation.invalidReference");
     // nothing but the one good document was stored
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 1, "{l}");
 }
 
@@ -1476,14 +2344,27 @@ async fn documents_body_errors() {
     )
     .await;
     assert_fault(&r, 400, "cortex.invalidArgument.contentType", None);
-    let r = raw(&app.svc, post("application/json", b"{\"c_name\": ".to_vec())).await;
+    let r = raw(
+        &app.svc,
+        post("application/json", b"{\"c_name\": ".to_vec()),
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.json", None);
     let r = raw(&app.svc, post("application/json", b"".to_vec())).await;
     assert_fault(&r, 400, "cortex.invalidArgument.json", None);
-    let r = raw(&app.svc, post("application/json; charset=utf-8", br#"{"c_name":"ok"}"#.to_vec())).await;
+    let r = raw(
+        &app.svc,
+        post(
+            "application/json; charset=utf-8",
+            br#"{"c_name":"ok"}"#.to_vec(),
+        ),
+    )
+    .await;
     assert_eq!(r.0, 201, "a charset parameter is fine: {}", r.1);
 
-    let big = json!({"c_name": "x".repeat(1024 * 1024)}).to_string().into_bytes();
+    let big = json!({"c_name": "x".repeat(1024 * 1024)})
+        .to_string()
+        .into_bytes();
     let r = raw(&app.svc, post("application/json", big.clone())).await;
     assert_fault(&r, 413, "cortex.tooLarge.body", None);
     assert_eq!(r.1["code"], "kRequestTooLarge");
@@ -1499,14 +2380,35 @@ async fn documents_body_errors() {
     .await;
     assert_fault(&r, 413, "cortex.tooLarge.body", None);
 
-    let r = call(&app.svc, "POST", "/acme/v2/c_nopes", Some(&admin), Some(json!({"c_name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_nopes",
+        Some(&admin),
+        Some(json!({"c_name": "x"})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.object", None);
     let r = call(&app.svc, "GET", "/acme/v2/c_nopes", Some(&admin), None).await;
     assert_fault(&r, 404, "cortex.notFound.object", None);
-    let r = call(&app.svc, "POST", "/acme/v2/c_things", None, Some(json!({"c_name": "x"}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_things",
+        None,
+        Some(json!({"c_name": "x"})),
+    )
+    .await;
     assert_fault(&r, 401, "cortex.unauthorized.noCredentials", None);
 
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 1, "{l}");
 }
 
@@ -1541,28 +2443,60 @@ async fn documents_bulk_ndjson() {
     let data = &v["data"];
     assert_eq!(data["inserted"], 2, "{v}");
     assert_eq!(data["faultCount"], 5, "{v}");
-    let ids: Vec<String> = data["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = data["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 2);
     let faults = data["faults"].as_array().unwrap();
-    let idx: Vec<u64> = faults.iter().map(|f| f["index"].as_u64().unwrap()).collect();
+    let idx: Vec<u64> = faults
+        .iter()
+        .map(|f| f["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(idx, vec![2, 3, 4, 7, 8], "{v}");
     assert_eq!(faults[0]["errCode"], "cortex.validation.failed");
     assert_eq!(sub_paths(&faults[0]), vec!["c_count"]);
     assert_eq!(faults[1]["errCode"], "cortex.invalidArgument.json");
     assert_eq!(faults[2]["errCode"], "cortex.validation.failed");
-    assert_eq!(sub(&faults[2], "bogus")["errCode"], "cortex.validation.unknownField");
+    assert_eq!(
+        sub(&faults[2], "bogus")["errCode"],
+        "cortex.validation.unknownField"
+    );
     assert_eq!(faults[3]["errCode"], "cortex.validation.failed");
     assert_eq!(sub_paths(&faults[4]), vec!["c_name"]);
 
     // the kept lines are stored, in order
-    let r = call(&app.svc, "GET", &format!("/acme/v2/c_things/{}", ids[0]), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_things/{}", ids[0]),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_name"], "one");
     assert_eq!(r.1["c_count"], 1);
-    let r = call(&app.svc, "GET", &format!("/acme/v2/c_things/{}", ids[1]), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_things/{}", ids[1]),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(r.1["c_name"], "three");
     assert!(is_oid(&r.1["c_items"][0]["_id"]), "{}", r.1);
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 2);
 
     // an unknown object is refused before the body is read
@@ -1600,8 +2534,18 @@ async fn documents_bulk_ndjson() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["data"], json!({"inserted": 0, "ids": [], "faults": [], "faultCount": 0}));
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    assert_eq!(
+        v["data"],
+        json!({"inserted": 0, "ids": [], "faults": [], "faultCount": 0})
+    );
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 4);
 }
 
@@ -1611,36 +2555,88 @@ async fn documents_list_paging_and_include() {
     let admin = setup(&app.svc, "acme").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": format!("d{i}"), "c_opt": format!("o{i}")})).await;
+        let d = create_doc(
+            &app.svc,
+            "acme",
+            &admin,
+            "c_things",
+            json!({"c_name": format!("d{i}"), "c_opt": format!("o{i}")}),
+        )
+        .await;
         ids.push(d["_id"].as_str().unwrap().to_string());
     }
     let (s, v) = call(&app.svc, "GET", "/acme/v2/c_things", Some(&admin), None).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["object"], "list");
     assert_eq!(v["hasMore"], false);
-    let got: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["_id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap())
+        .collect();
     let mut want: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
     want.reverse();
     assert_eq!(got, want, "newest first");
     assert!(v["data"][0].get("c_opt").is_none(), "optional hidden: {v}");
     assert!(v.get("total").is_none());
 
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/c_things?limit=2&skip=1&total=true", Some(&admin), None).await;
-    let got: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["_id"].as_str().unwrap()).collect();
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?limit=2&skip=1&total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let got: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["_id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[3].as_str(), ids[2].as_str()]);
     assert_eq!(v["hasMore"], true);
     assert_eq!(v["total"], 5);
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/c_things?limit=2&skip=3", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?limit=2&skip=3",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["hasMore"], false);
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/c_things?skip=10", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?skip=10",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"], json!([]));
     assert_eq!(v["hasMore"], false);
 
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/c_things?include=c_opt&limit=1", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?include=c_opt&limit=1",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"][0]["c_opt"], "o4", "{v}");
     // the singular name works as well
-    let (s, v) = call(&app.svc, "GET", "/acme/v2/c_thing?limit=1", Some(&admin), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_thing?limit=1",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v["data"][0]["_id"], ids[4]);
 }
@@ -1650,19 +2646,79 @@ async fn documents_list_bad_parameters() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
     for q in ["limit=0", "limit=1001", "limit=-1", "limit=ten", "limit="] {
-        let r = call(&app.svc, "GET", &format!("/acme/v2/c_things?{q}"), Some(&admin), None).await;
+        let r = call(
+            &app.svc,
+            "GET",
+            &format!("/acme/v2/c_things?{q}"),
+            Some(&admin),
+            None,
+        )
+        .await;
         assert_fault(&r, 400, "cortex.invalidArgument.limit", Some("limit"));
     }
-    let (s, _) = call(&app.svc, "GET", "/acme/v2/c_things?limit=1000", Some(&admin), None).await;
+    let (s, _) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?limit=1000",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
-    let r = call(&app.svc, "GET", "/acme/v2/c_things?skip=x", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?skip=x",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.skip", Some("skip"));
-    let r = call(&app.svc, "GET", "/acme/v2/c_things?total=yes", Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=yes",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.total", Some("total"));
-    let r = call(&app.svc, "GET", "/acme/v2/c_things?bogus=1", Some(&admin), None).await;
-    assert_fault(&r, 400, "cortex.invalidArgument.unknownParameter", Some("bogus"));
-    for (k, val) in [("where", "%7B%7D"), ("paths", "c_name"), ("expand", "c_parent"), ("sort", "%7B%7D")] {
-        let r = call(&app.svc, "GET", &format!("/acme/v2/c_things?{k}={val}"), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?bogus=1",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_fault(
+        &r,
+        400,
+        "cortex.invalidArgument.unknownParameter",
+        Some("bogus"),
+    );
+}
+
+/// The document list does not run queries yet (where/paths/expand/sort). NOTE: the query
+/// engine is being wired into src/http/documents.rs; replace this test when it lands.
+#[actix_web::test]
+async fn documents_list_query_engine_not_yet_supported() {
+    let app = common::app().await;
+    let admin = setup(&app.svc, "acme").await;
+    for (k, val) in [
+        ("where", "%7B%7D"),
+        ("paths", "c_name"),
+        ("expand", "c_parent"),
+        ("sort", "%7B%7D"),
+    ] {
+        let r = call(
+            &app.svc,
+            "GET",
+            &format!("/acme/v2/c_things?{k}={val}"),
+            Some(&admin),
+            None,
+        )
+        .await;
         assert_fault(&r, 400, "cortex.unsupportedOperation.queryEngine", Some(k));
         assert_eq!(r.1["code"], "kUnsupportedOperation");
     }
@@ -1672,12 +2728,26 @@ async fn documents_list_bad_parameters() {
 async fn documents_patch() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
-    let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "a", "c_count": 1, "c_tags": ["x"]})).await;
+    let d = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_things",
+        json!({"c_name": "a", "c_count": 1, "c_tags": ["x"]}),
+    )
+    .await;
     let id = d["_id"].as_str().unwrap();
     let url = format!("/acme/v2/c_things/{id}");
     assert!(d.get("updated").is_none(), "{d}");
 
-    let (s, v) = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({"c_count": "7", "c_tags": null, "c_flag": false}))).await;
+    let (s, v) = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&admin),
+        Some(json!({"c_count": "7", "c_tags": null, "c_flag": false})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["c_count"], 7);
     assert_eq!(v["c_flag"], false);
@@ -1688,18 +2758,49 @@ async fn documents_patch() {
     let g = call(&app.svc, "GET", &url, Some(&admin), None).await;
     assert_eq!(g.1, v);
 
-    let r = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({"c_name": null}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&admin),
+        Some(json!({"c_name": null})),
+    )
+    .await;
     assert_invalid_at(&r, "c_name", "cortex.validation.invalidValue");
     for k in ["created", "_id", "owner", "creator", "object", "updated"] {
         let r = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({k: "x"}))).await;
         assert_invalid_at(&r, k, "cortex.validation.readOnly");
     }
-    let r = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({"bogus": 1, "c_count": "z"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&admin),
+        Some(json!({"bogus": 1, "c_count": "z"})),
+    )
+    .await;
     assert_invalid_at(&r, "bogus", "cortex.validation.unknownField");
-    assert_eq!(sub(&r.1, "c_count")["errCode"], "cortex.validation.invalidValue");
-    let r = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({"c_parent": "0123456789abcdef01234567"}))).await;
+    assert_eq!(
+        sub(&r.1, "c_count")["errCode"],
+        "cortex.validation.invalidValue"
+    );
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&admin),
+        Some(json!({"c_parent": "0123456789abcdef01234567"})),
+    )
+    .await;
     assert_invalid_at(&r, "c_parent", "cortex.validation.invalidReference");
-    let r = call(&app.svc, "PATCH", &url, Some(&admin), Some(json!({"c_file": {"x": 1}}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&admin),
+        Some(json!({"c_file": {"x": 1}})),
+    )
+    .await;
     assert_invalid_at(&r, "c_file", "cortex.validation.invalidValue");
     let r = raw(
         &app.svc,
@@ -1715,9 +2816,23 @@ async fn documents_patch() {
     let g2 = call(&app.svc, "GET", &url, Some(&admin), None).await;
     assert_eq!(g2.1, v);
 
-    let r = call(&app.svc, "PATCH", "/acme/v2/c_things/0123456789abcdef01234567", Some(&admin), Some(json!({"c_count": 1}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/c_things/0123456789abcdef01234567",
+        Some(&admin),
+        Some(json!({"c_count": 1})),
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let r = call(&app.svc, "PATCH", &format!("/acme/v2/c_nopes/{id}"), Some(&admin), Some(json!({"c_count": 1}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &format!("/acme/v2/c_nopes/{id}"),
+        Some(&admin),
+        Some(json!({"c_count": 1})),
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.object", None);
 }
 
@@ -1735,17 +2850,49 @@ async fn documents_delete() {
     assert_eq!(r.1["object"], "fault");
     let r = call(&app.svc, "DELETE", &url, Some(&admin), None).await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 1);
     assert_eq!(l["data"][0]["_id"], keep["_id"]);
-    for bad in ["nope", "0123456789abcdef0123456", "0123456789abcdef0123456g"] {
-        let r = call(&app.svc, "GET", &format!("/acme/v2/c_things/{bad}"), Some(&admin), None).await;
+    for bad in [
+        "nope",
+        "0123456789abcdef0123456",
+        "0123456789abcdef0123456g",
+    ] {
+        let r = call(
+            &app.svc,
+            "GET",
+            &format!("/acme/v2/c_things/{bad}"),
+            Some(&admin),
+            None,
+        )
+        .await;
         assert_eq!(r.0, 404, "{bad}: {}", r.1);
         assert_eq!(r.1["object"], "fault");
-        let r = call(&app.svc, "DELETE", &format!("/acme/v2/c_things/{bad}"), Some(&admin), None).await;
+        let r = call(
+            &app.svc,
+            "DELETE",
+            &format!("/acme/v2/c_things/{bad}"),
+            Some(&admin),
+            None,
+        )
+        .await;
         assert_eq!(r.0, 404, "{bad}: {}", r.1);
     }
-    let r = call(&app.svc, "DELETE", &format!("/acme/v2/c_nopes/{}", keep["_id"].as_str().unwrap()), Some(&admin), None).await;
+    let r = call(
+        &app.svc,
+        "DELETE",
+        &format!("/acme/v2/c_nopes/{}", keep["_id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.object", None);
 }
 
@@ -1759,29 +2906,102 @@ async fn acl_owner_only_by_default() {
     let admin = setup(&app.svc, "acme").await;
     let (_, alice) = user(&app.svc, "acme", &admin, "alice@acme.test").await;
     let (_, bob) = user(&app.svc, "acme", &admin, "bob@acme.test").await;
-    let a = create_doc(&app.svc, "acme", &alice, "c_things", json!({"c_name": "alice's"})).await;
-    let b = create_doc(&app.svc, "acme", &bob, "c_things", json!({"c_name": "bob's"})).await;
+    let a = create_doc(
+        &app.svc,
+        "acme",
+        &alice,
+        "c_things",
+        json!({"c_name": "alice's"}),
+    )
+    .await;
+    let b = create_doc(
+        &app.svc,
+        "acme",
+        &bob,
+        "c_things",
+        json!({"c_name": "bob's"}),
+    )
+    .await;
     let aurl = format!("/acme/v2/c_things/{}", a["_id"].as_str().unwrap());
 
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&bob), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 1, "{l}");
     assert_eq!(l["data"][0]["_id"], b["_id"]);
     let r = call(&app.svc, "GET", &aurl, Some(&bob), None).await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let r = call(&app.svc, "PATCH", &aurl, Some(&bob), Some(json!({"c_count": 1}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &aurl,
+        Some(&bob),
+        Some(json!({"c_count": 1})),
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     let r = call(&app.svc, "DELETE", &aurl, Some(&bob), None).await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let r = put_file(&app.svc, &format!("{aurl}/c_file/content"), &bob, "text/plain", b"x").await;
+    let r = put_file(
+        &app.svc,
+        &format!("{aurl}/c_file/content"),
+        &bob,
+        "text/plain",
+        b"x",
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
 
     // the owner can do everything, the admin sees all
-    let r = call(&app.svc, "PATCH", &aurl, Some(&alice), Some(json!({"c_count": 2}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &aurl,
+        Some(&alice),
+        Some(json!({"c_count": 2})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_things?total=true", Some(&admin), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?total=true",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 2);
     let r = call(&app.svc, "GET", &aurl, Some(&admin), None).await;
     assert_eq!(r.1["c_count"], 2);
+
+    // a grant added to the definition later applies at once
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/objects/c_thing",
+        Some(&admin),
+        Some(json!({"defaultAcl": [{"type": "role", "target": "user", "allow": "read"}]})),
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let r = call(&app.svc, "GET", &aurl, Some(&bob), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["c_name"], "alice's");
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &aurl,
+        Some(&bob),
+        Some(json!({"c_count": 3})),
+    )
+    .await;
+    assert_fault(&r, 403, "cortex.accessDenied.update", None);
+
     let r = call(&app.svc, "DELETE", &aurl, Some(&alice), None).await;
     assert_eq!(r.0, 200, "{}", r.1);
 }
@@ -1803,32 +3023,80 @@ async fn acl_role_read_grant() {
     .await;
     let (_, alice) = user(&app.svc, "acme", &admin, "alice@acme.test").await;
     let (_, bob) = user(&app.svc, "acme", &admin, "bob@acme.test").await;
-    let r = call(&app.svc, "POST", "/acme/v2/accounts", Some(&admin), Some(json!({"email": "c@acme.test", "roles": ["guest"]}))).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&admin),
+        Some(json!({"email": "c@acme.test", "roles": ["guest"]})),
+    )
+    .await;
     let carol = r.1["token"].as_str().unwrap().to_string();
     let a = create_doc(&app.svc, "acme", &alice, "c_memos", json!({"c_t": "hello"})).await;
     let url = format!("/acme/v2/c_memos/{}", a["_id"].as_str().unwrap());
-    let put = put_file(&app.svc, &format!("{url}/c_f/content"), &alice, "text/plain", b"memo").await;
+    let put = put_file(
+        &app.svc,
+        &format!("{url}/c_f/content"),
+        &alice,
+        "text/plain",
+        b"memo",
+    )
+    .await;
     assert_eq!(put.0, 201, "{}", put.1);
 
     let r = call(&app.svc, "GET", &url, Some(&bob), None).await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_t"], "hello");
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_memos?total=true", Some(&bob), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_memos?total=true",
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 1);
-    let (s, _, body) = send(&app.svc, TestRequest::get().uri(&format!("{url}/c_f/content")).insert_header(bearer(&bob))).await;
+    let (s, _, body) = send(
+        &app.svc,
+        TestRequest::get()
+            .uri(&format!("{url}/c_f/content"))
+            .insert_header(bearer(&bob)),
+    )
+    .await;
     assert_eq!((s, body.as_slice()), (200, b"memo".as_slice()));
 
-    let r = call(&app.svc, "PATCH", &url, Some(&bob), Some(json!({"c_t": "changed"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&bob),
+        Some(json!({"c_t": "changed"})),
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.update", None);
     let r = call(&app.svc, "DELETE", &url, Some(&bob), None).await;
     assert_fault(&r, 403, "cortex.accessDenied.delete", None);
-    let r = put_file(&app.svc, &format!("{url}/c_f/content"), &bob, "text/plain", b"x").await;
+    let r = put_file(
+        &app.svc,
+        &format!("{url}/c_f/content"),
+        &bob,
+        "text/plain",
+        b"x",
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.update", None);
 
     // a role without a grant sees nothing
     let r = call(&app.svc, "GET", &url, Some(&carol), None).await;
     assert_eq!(r.0, 404, "{}", r.1);
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_memos?total=true", Some(&carol), None).await;
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_memos?total=true",
+        Some(&carol),
+        None,
+    )
+    .await;
     assert_eq!(l["total"], 0);
     // nothing changed
     let r = call(&app.svc, "GET", &url, Some(&alice), None).await;
@@ -1854,7 +3122,14 @@ async fn acl_account_update_grant() {
     .await;
     let a = create_doc(&app.svc, "acme", &alice, "c_memos", json!({"c_t": "hello"})).await;
     let url = format!("/acme/v2/c_memos/{}", a["_id"].as_str().unwrap());
-    let r = call(&app.svc, "PATCH", &url, Some(&bob), Some(json!({"c_t": "by bob"}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &url,
+        Some(&bob),
+        Some(json!({"c_t": "by bob"})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_t"], "by bob");
     let r = call(&app.svc, "DELETE", &url, Some(&bob), None).await;
@@ -1895,14 +3170,25 @@ async fn acl_read_access_hides_properties() {
     .await;
     let (_, alice) = user(&app.svc, "acme", &admin, "alice@acme.test").await;
     let (_, bob) = user(&app.svc, "acme", &admin, "bob@acme.test").await;
-    let a = create_doc(&app.svc, "acme", &alice, "c_memos", json!({"c_t": "hi", "c_secret": "s3"})).await;
+    let a = create_doc(
+        &app.svc,
+        "acme",
+        &alice,
+        "c_memos",
+        json!({"c_t": "hi", "c_secret": "s3"}),
+    )
+    .await;
     let url = format!("/acme/v2/c_memos/{}", a["_id"].as_str().unwrap());
     let r = call(&app.svc, "GET", &url, Some(&alice), None).await;
     assert_eq!(r.1["c_secret"], "s3", "the owner sees it");
     let r = call(&app.svc, "GET", &url, Some(&bob), None).await;
     assert_eq!(r.0, 200);
     assert_eq!(r.1["c_t"], "hi");
-    assert!(r.1.get("c_secret").is_none(), "readAccess above read is left out: {}", r.1);
+    assert!(
+        r.1.get("c_secret").is_none(),
+        "readAccess above read is left out: {}",
+        r.1
+    );
     let (_, l) = call(&app.svc, "GET", "/acme/v2/c_memos", Some(&bob), None).await;
     assert!(l["data"][0].get("c_secret").is_none(), "{l}");
 }
@@ -1919,7 +3205,14 @@ async fn files_upload_and_download() {
     let id = d["_id"].as_str().unwrap();
     let bytes = b"hello world";
     let url = format!("/acme/v2/c_things/{id}/c_file/content");
-    let (s, f) = put_file(&app.svc, &format!("{url}?filename=a.txt"), &admin, "text/plain", bytes).await;
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{url}?filename=a.txt"),
+        &admin,
+        "text/plain",
+        bytes,
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
     let expect = json!({
         "object": "facet", "name": "content", "mime": "text/plain", "filename": "a.txt",
@@ -1927,11 +3220,22 @@ async fn files_upload_and_download() {
         "path": format!("/c_things/{id}/c_file/content")
     });
     assert_eq!(f, expect);
-    let g = call(&app.svc, "GET", &format!("/acme/v2/c_things/{id}"), Some(&admin), None).await;
+    let g = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_things/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(g.1["c_file"], expect, "{}", g.1);
     assert!(g.1["updated"].is_string());
 
-    let (s, h, body) = send(&app.svc, TestRequest::get().uri(&url).insert_header(bearer(&admin))).await;
+    let (s, h, body) = send(
+        &app.svc,
+        TestRequest::get().uri(&url).insert_header(bearer(&admin)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(body, bytes);
     assert_eq!(hdr(&h, "etag"), format!("\"{}\"", sha_hex(bytes)));
@@ -1947,10 +3251,18 @@ async fn files_upload_and_download() {
     assert_eq!(f["size"], 70_000);
     assert_eq!(f["filename"], "c_file");
     assert_eq!(f["ETag"], sha_hex(&bin));
-    let (s, h, body) = send(&app.svc, TestRequest::get().uri(&url).insert_header(bearer(&admin))).await;
+    let (s, h, body) = send(
+        &app.svc,
+        TestRequest::get().uri(&url).insert_header(bearer(&admin)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(hdr(&h, "content-type"), "application/octet-stream");
-    assert!(body == bin, "replaced content downloads ({} bytes)", body.len());
+    assert!(
+        body == bin,
+        "replaced content downloads ({} bytes)",
+        body.len()
+    );
 }
 
 #[actix_web::test]
@@ -1958,7 +3270,10 @@ async fn files_filename_is_sanitised() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
     let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "f"})).await;
-    let url = format!("/acme/v2/c_things/{}/c_file/content", d["_id"].as_str().unwrap());
+    let url = format!(
+        "/acme/v2/c_things/{}/c_file/content",
+        d["_id"].as_str().unwrap()
+    );
     let (s, f) = put_file(
         &app.svc,
         &format!("{url}?filename=..%2F..%2Fetc%2Fpass%22wd%0D%0AX-Evil%3A%201"),
@@ -1969,9 +3284,16 @@ async fn files_filename_is_sanitised() {
     .await;
     assert_eq!(s, 201, "{f}");
     let name = f["filename"].as_str().unwrap();
-    assert!(!name.contains('/') && !name.contains('"') && !name.contains('\r') && !name.contains('\n'), "{f}");
+    assert!(
+        !name.contains('/') && !name.contains('"') && !name.contains('\r') && !name.contains('\n'),
+        "{f}"
+    );
     assert!(!name.starts_with('.'), "{f}");
-    let (s, h, _) = send(&app.svc, TestRequest::get().uri(&url).insert_header(bearer(&admin))).await;
+    let (s, h, _) = send(
+        &app.svc,
+        TestRequest::get().uri(&url).insert_header(bearer(&admin)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(h.get("x-evil").is_none());
     let cd = hdr(&h, "content-disposition");
@@ -2002,16 +3324,36 @@ async fn acl_read_access_hides_files() {
     let a = create_doc(&app.svc, "acme", &alice, "c_memos", json!({})).await;
     let base = format!("/acme/v2/c_memos/{}", a["_id"].as_str().unwrap());
     for p in ["c_open", "c_private"] {
-        let r = put_file(&app.svc, &format!("{base}/{p}/content"), &alice, "text/plain", p.as_bytes()).await;
+        let r = put_file(
+            &app.svc,
+            &format!("{base}/{p}/content"),
+            &alice,
+            "text/plain",
+            p.as_bytes(),
+        )
+        .await;
         assert_eq!(r.0, 201, "{}", r.1);
     }
-    let get = |p: &str, tok: &str| TestRequest::get().uri(&format!("{base}/{p}/content")).insert_header(bearer(tok));
+    let get = |p: &str, tok: &str| {
+        TestRequest::get()
+            .uri(&format!("{base}/{p}/content"))
+            .insert_header(bearer(tok))
+    };
     let (s, _, b) = send(&app.svc, get("c_private", &alice)).await;
-    assert_eq!((s, b.as_slice()), (200, b"c_private".as_slice()), "the owner reads it");
+    assert_eq!(
+        (s, b.as_slice()),
+        (200, b"c_private".as_slice()),
+        "the owner reads it"
+    );
     let (s, _, b) = send(&app.svc, get("c_open", &bob)).await;
     assert_eq!((s, b.as_slice()), (200, b"c_open".as_slice()));
     let (s, _, b) = send(&app.svc, get("c_private", &bob)).await;
-    assert_eq!(s, 404, "readAccess above the reader's level: {}", json_of(&b));
+    assert_eq!(
+        s,
+        404,
+        "readAccess above the reader's level: {}",
+        json_of(&b)
+    );
     assert_eq!(json_of(&b)["object"], "fault");
 }
 
@@ -2020,9 +3362,17 @@ async fn files_ranges_and_conditional_get() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
     let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "f"})).await;
-    let url = format!("/acme/v2/c_things/{}/c_file/content", d["_id"].as_str().unwrap());
+    let url = format!(
+        "/acme/v2/c_things/{}/c_file/content",
+        d["_id"].as_str().unwrap()
+    );
     let bytes = b"0123456789";
-    assert_eq!(put_file(&app.svc, &url, &admin, "text/plain", bytes).await.0, 201);
+    assert_eq!(
+        put_file(&app.svc, &url, &admin, "text/plain", bytes)
+            .await
+            .0,
+        201
+    );
     let get = |range: Option<&str>, inm: Option<String>| {
         let mut r = TestRequest::get().uri(&url).insert_header(bearer(&admin));
         if let Some(v) = range {
@@ -2065,6 +3415,95 @@ async fn files_ranges_and_conditional_get() {
 }
 
 #[actix_web::test]
+async fn files_ranges_across_segments_and_empty_files() {
+    let app = common::app().await;
+    let admin = setup(&app.svc, "acme").await;
+    let d = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_things",
+        json!({"c_name": "big"}),
+    )
+    .await;
+    let base = format!("/acme/v2/c_things/{}", d["_id"].as_str().unwrap());
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_file/content"),
+        &admin,
+        "application/octet-stream",
+        &data,
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    assert_eq!(f["size"], 200_000);
+    let url = format!("{base}/c_file/content");
+    let ranges: [(&str, usize, usize); 6] = [
+        ("bytes=65530-65545", 65_530, 65_546),
+        ("bytes=131072-131080", 131_072, 131_081),
+        ("bytes=65536-196607", 65_536, 196_608),
+        ("bytes=-10", 199_990, 200_000),
+        ("bytes=0-", 0, 200_000),
+        ("bytes=199999-199999", 199_999, 200_000),
+    ];
+    for (range, from, to) in ranges {
+        let (s, h, b) = send(
+            &app.svc,
+            TestRequest::get()
+                .uri(&url)
+                .insert_header(bearer(&admin))
+                .insert_header(("Range", range)),
+        )
+        .await;
+        assert_eq!(s, 206, "{range}");
+        assert!(b == data[from..to], "{range}: got {} bytes", b.len());
+        assert_eq!(
+            hdr(&h, "content-range"),
+            format!("bytes {from}-{}/200000", to - 1),
+            "{range}"
+        );
+        assert_eq!(
+            hdr(&h, "content-length"),
+            (to - from).to_string(),
+            "{range}"
+        );
+    }
+
+    // an empty file
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_files/content"),
+        &admin,
+        "text/plain",
+        b"",
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    assert_eq!(f["size"], 0);
+    assert_eq!(f["ETag"], sha_hex(b""));
+    let url = format!("{base}/c_files/0/content");
+    let (s, h, b) = send(
+        &app.svc,
+        TestRequest::get().uri(&url).insert_header(bearer(&admin)),
+    )
+    .await;
+    assert_eq!(s, 200, "{}", json_of(&b));
+    assert!(b.is_empty());
+    assert_eq!(hdr(&h, "etag"), format!("\"{}\"", sha_hex(b"")));
+    let (s, _, _) = send(
+        &app.svc,
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(bearer(&admin))
+            .insert_header(("Range", "bytes=0-")),
+    )
+    .await;
+    assert_eq!(s, 416);
+    assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 200_000);
+}
+
+#[actix_web::test]
 async fn files_nested_and_arrays() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
@@ -2081,16 +3520,43 @@ async fn files_nested_and_arrays() {
     let base = format!("/acme/v2/c_things/{id}");
 
     // a file in a Document-array element
-    let (s, f) = put_file(&app.svc, &format!("{base}/c_items/{e1}/c_file/content?filename=e.txt"), &admin, "text/plain", b"elem").await;
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_items/{e1}/c_file/content?filename=e.txt"),
+        &admin,
+        "text/plain",
+        b"elem",
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
-    assert_eq!(f["path"], format!("/c_things/{id}/c_items/{e1}/c_file/content"));
+    assert_eq!(
+        f["path"],
+        format!("/c_things/{id}/c_items/{e1}/c_file/content")
+    );
     // a file in a single Document
-    let (s, f) = put_file(&app.svc, &format!("{base}/c_meta/c_file/content"), &admin, "text/csv", b"a,b").await;
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_meta/c_file/content"),
+        &admin,
+        "text/csv",
+        b"a,b",
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
     assert_eq!(f["path"], format!("/c_things/{id}/c_meta/c_file/content"));
     // File arrays append
-    for (i, content) in [b"first".as_slice(), b"second".as_slice()].iter().enumerate() {
-        let (s, f) = put_file(&app.svc, &format!("{base}/c_files/content"), &admin, "text/plain", content).await;
+    for (i, content) in [b"first".as_slice(), b"second".as_slice()]
+        .iter()
+        .enumerate()
+    {
+        let (s, f) = put_file(
+            &app.svc,
+            &format!("{base}/c_files/content"),
+            &admin,
+            "text/plain",
+            content,
+        )
+        .await;
         assert_eq!(s, 201, "{f}");
         assert_eq!(f["path"], format!("/c_things/{id}/c_files/{i}/content"));
     }
@@ -2104,7 +3570,10 @@ async fn files_nested_and_arrays() {
     assert_eq!(v["c_meta"]["c_file"]["mime"], "text/csv");
     assert_eq!(v["c_meta"]["c_note"], "m");
     assert_eq!(v["c_files"].as_array().unwrap().len(), 2);
-    assert_eq!(v["c_files"][1]["path"], format!("/c_things/{id}/c_files/1/content"));
+    assert_eq!(
+        v["c_files"][1]["path"],
+        format!("/c_things/{id}/c_files/1/content")
+    );
 
     let get = |p: String| TestRequest::get().uri(&p).insert_header(bearer(&admin));
     let (s, _, b) = send(&app.svc, get(format!("{base}/c_items/{e1}/c_file/content"))).await;
@@ -2116,7 +3585,14 @@ async fn files_nested_and_arrays() {
     let (s, _, b) = send(&app.svc, get(format!("{base}/c_files/1/content"))).await;
     assert_eq!((s, b.as_slice()), (200, b"second".as_slice()));
     // replacing an array entry by index
-    let (s, f) = put_file(&app.svc, &format!("{base}/c_files/0/content"), &admin, "text/plain", b"FIRST").await;
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_files/0/content"),
+        &admin,
+        "text/plain",
+        b"FIRST",
+    )
+    .await;
     assert_eq!(s, 201, "{f}");
     assert_eq!(f["path"], format!("/c_things/{id}/c_files/0/content"));
     let (_, _, b) = send(&app.svc, get(format!("{base}/c_files/0/content"))).await;
@@ -2127,13 +3603,23 @@ async fn files_nested_and_arrays() {
         format!("{base}/c_files/2/content"),
         format!("{base}/c_files/content"),
         format!("{base}/c_items/0123456789abcdef01234567/c_file/content"),
-        format!("{base}/c_items/{}/c_file/content", d["c_items"][0]["_id"].as_str().unwrap()),
+        format!(
+            "{base}/c_items/{}/c_file/content",
+            d["c_items"][0]["_id"].as_str().unwrap()
+        ),
     ] {
         let (s, _, b) = send(&app.svc, get(p.clone())).await;
         assert_eq!(s, 404, "{p}: {}", json_of(&b));
         assert_eq!(json_of(&b)["object"], "fault");
     }
-    let (s, f) = put_file(&app.svc, &format!("{base}/c_files/5/content"), &admin, "text/plain", b"x").await;
+    let (s, f) = put_file(
+        &app.svc,
+        &format!("{base}/c_files/5/content"),
+        &admin,
+        "text/plain",
+        b"x",
+    )
+    .await;
     assert_eq!(s, 404, "{f}");
     let (s, f) = put_file(
         &app.svc,
@@ -2145,8 +3631,16 @@ async fn files_nested_and_arrays() {
     .await;
     assert_eq!(s, 404, "{f}");
     // re-sending a Document-array element through PATCH keeps its file
-    let items = json!([{"_id": d["c_items"][0]["_id"], "c_x": 10}, {"_id": e1, "c_x": 20, "c_file": {}}]);
-    let r = call(&app.svc, "PATCH", &base, Some(&admin), Some(json!({"c_items": items}))).await;
+    let items =
+        json!([{"_id": d["c_items"][0]["_id"], "c_x": 10}, {"_id": e1, "c_x": 20, "c_file": {}}]);
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &base,
+        Some(&admin),
+        Some(json!({"c_items": items})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(r.1["c_items"][1]["c_x"], 20);
     assert_eq!(r.1["c_items"][1]["c_file"]["filename"], "e.txt", "{}", r.1);
@@ -2170,13 +3664,33 @@ async fn files_errors() {
         let r = put_file(&app.svc, &p, &admin, "text/plain", b"x").await;
         assert_eq!(r.0, 404, "{p}: {}", r.1);
         assert_eq!(r.1["object"], "fault");
-        let r = raw(&app.svc, TestRequest::get().uri(&p).insert_header(bearer(&admin))).await;
+        let r = raw(
+            &app.svc,
+            TestRequest::get().uri(&p).insert_header(bearer(&admin)),
+        )
+        .await;
         assert_eq!(r.0, 404, "{p}: {}", r.1);
     }
-    let r = put_file(&app.svc, &format!("/acme/v2/c_nopes/{}/c_file/content", d["_id"].as_str().unwrap()), &admin, "text/plain", b"x").await;
+    let r = put_file(
+        &app.svc,
+        &format!(
+            "/acme/v2/c_nopes/{}/c_file/content",
+            d["_id"].as_str().unwrap()
+        ),
+        &admin,
+        "text/plain",
+        b"x",
+    )
+    .await;
     assert_fault(&r, 404, "cortex.notFound.object", None);
     // nothing uploaded yet
-    let r = raw(&app.svc, TestRequest::get().uri(&format!("{base}/c_file/content")).insert_header(bearer(&admin))).await;
+    let r = raw(
+        &app.svc,
+        TestRequest::get()
+            .uri(&format!("{base}/c_file/content"))
+            .insert_header(bearer(&admin)),
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     assert_eq!(r.1["object"], "fault");
     // no credentials; an unknown query parameter
@@ -2189,9 +3703,28 @@ async fn files_errors() {
     )
     .await;
     assert_fault(&r, 401, "cortex.unauthorized.noCredentials", None);
-    let r = put_file(&app.svc, &format!("{base}/c_file/content?name=x"), &admin, "text/plain", b"x").await;
-    assert_fault(&r, 400, "cortex.invalidArgument.unknownParameter", Some("name"));
-    let r = put_file(&app.svc, &format!("{base}/c_file/content"), &admin, "notamime", b"x").await;
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_file/content?name=x"),
+        &admin,
+        "text/plain",
+        b"x",
+    )
+    .await;
+    assert_fault(
+        &r,
+        400,
+        "cortex.invalidArgument.unknownParameter",
+        Some("name"),
+    );
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_file/content"),
+        &admin,
+        "notamime",
+        b"x",
+    )
+    .await;
     assert_fault(&r, 400, "cortex.invalidArgument.contentType", None);
     // a declared length over the upload limit (1 GiB in tests) is refused before reading
     let r = raw(
@@ -2227,51 +3760,148 @@ async fn files_storage_accounting() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
     let st = storage(&app.svc, "acme", &admin).await;
-    assert_eq!((st["used"].clone(), st["files"].clone(), st["exports"].clone()), (json!(0), json!(0), json!(0)));
+    assert_eq!(
+        (
+            st["used"].clone(),
+            st["files"].clone(),
+            st["exports"].clone()
+        ),
+        (json!(0), json!(0), json!(0))
+    );
     assert_eq!(st["limit"], Value::Null);
 
-    let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "f", "c_items": [{"c_x": 1}]})).await;
+    let d = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_things",
+        json!({"c_name": "f", "c_items": [{"c_x": 1}]}),
+    )
+    .await;
     let id = d["_id"].as_str().unwrap();
     let e0 = d["c_items"][0]["_id"].as_str().unwrap();
     let base = format!("/acme/v2/c_things/{id}");
-    assert_eq!(put_file(&app.svc, &format!("{base}/c_file/content"), &admin, "text/plain", &[b'a'; 11]).await.0, 201);
+    assert_eq!(
+        put_file(
+            &app.svc,
+            &format!("{base}/c_file/content"),
+            &admin,
+            "text/plain",
+            &[b'a'; 11]
+        )
+        .await
+        .0,
+        201
+    );
     let st = storage(&app.svc, "acme", &admin).await;
     assert_eq!(st["files"], 11, "{st}");
     assert_eq!(st["used"], 11, "{st}");
     // replacing a file releases the old one
-    assert_eq!(put_file(&app.svc, &format!("{base}/c_file/content"), &admin, "text/plain", &[b'b'; 5]).await.0, 201);
+    assert_eq!(
+        put_file(
+            &app.svc,
+            &format!("{base}/c_file/content"),
+            &admin,
+            "text/plain",
+            &[b'b'; 5]
+        )
+        .await
+        .0,
+        201
+    );
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 5);
-    assert_eq!(put_file(&app.svc, &format!("{base}/c_files/content"), &admin, "text/plain", &[b'c'; 7]).await.0, 201);
-    assert_eq!(put_file(&app.svc, &format!("{base}/c_items/{e0}/c_file/content"), &admin, "text/plain", &[b'd'; 3]).await.0, 201);
+    assert_eq!(
+        put_file(
+            &app.svc,
+            &format!("{base}/c_files/content"),
+            &admin,
+            "text/plain",
+            &[b'c'; 7]
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        put_file(
+            &app.svc,
+            &format!("{base}/c_items/{e0}/c_file/content"),
+            &admin,
+            "text/plain",
+            &[b'd'; 3]
+        )
+        .await
+        .0,
+        201
+    );
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 15);
     // PATCH null drops a file
-    let r = call(&app.svc, "PATCH", &base, Some(&admin), Some(json!({"c_file": null}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &base,
+        Some(&admin),
+        Some(json!({"c_file": null})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert!(r.1.get("c_file").is_none());
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 10);
-    let r = raw(&app.svc, TestRequest::get().uri(&format!("{base}/c_file/content")).insert_header(bearer(&admin))).await;
+    let r = raw(
+        &app.svc,
+        TestRequest::get()
+            .uri(&format!("{base}/c_file/content"))
+            .insert_header(bearer(&admin)),
+    )
+    .await;
     assert_eq!(r.0, 404, "{}", r.1);
     // replacing the Document array without the element drops the element's file
-    let r = call(&app.svc, "PATCH", &base, Some(&admin), Some(json!({"c_items": []}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        &base,
+        Some(&admin),
+        Some(json!({"c_items": []})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 7);
     let r = raw(
         &app.svc,
-        TestRequest::get().uri(&format!("{base}/c_items/{e0}/c_file/content")).insert_header(bearer(&admin)),
+        TestRequest::get()
+            .uri(&format!("{base}/c_items/{e0}/c_file/content"))
+            .insert_header(bearer(&admin)),
     )
     .await;
     assert_eq!(r.0, 404, "{}", r.1);
     // a second document's files are counted separately
     let d2 = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "g"})).await;
     let base2 = format!("/acme/v2/c_things/{}", d2["_id"].as_str().unwrap());
-    assert_eq!(put_file(&app.svc, &format!("{base2}/c_file/content"), &admin, "text/plain", &[b'e'; 100]).await.0, 201);
+    assert_eq!(
+        put_file(
+            &app.svc,
+            &format!("{base2}/c_file/content"),
+            &admin,
+            "text/plain",
+            &[b'e'; 100]
+        )
+        .await
+        .0,
+        201
+    );
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 107);
     // deleting a document releases all its files (nested ones too)
-    assert_eq!(call(&app.svc, "DELETE", &base, Some(&admin), None).await.0, 200);
+    assert_eq!(
+        call(&app.svc, "DELETE", &base, Some(&admin), None).await.0,
+        200
+    );
     let st = storage(&app.svc, "acme", &admin).await;
     assert_eq!(st["files"], 100, "{st}");
     assert_eq!(st["used"], 100, "{st}");
-    assert_eq!(call(&app.svc, "DELETE", &base2, Some(&admin), None).await.0, 200);
+    assert_eq!(
+        call(&app.svc, "DELETE", &base2, Some(&admin), None).await.0,
+        200
+    );
     assert_eq!(storage(&app.svc, "acme", &admin).await["files"], 0);
     // any account may read the org's storage
     let (_, utok) = user(&app.svc, "acme", &admin, "u@acme.test").await;
@@ -2282,33 +3912,79 @@ async fn files_storage_accounting() {
 async fn files_storage_limit() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": 10}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": 10})),
+    )
+    .await;
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(storage(&app.svc, "acme", &admin).await["limit"], 10);
     let d = create_doc(&app.svc, "acme", &admin, "c_things", json!({"c_name": "f"})).await;
     let base = format!("/acme/v2/c_things/{}", d["_id"].as_str().unwrap());
 
     // a file that would cross the limit is refused and keeps nothing
-    let r = put_file(&app.svc, &format!("{base}/c_file/content"), &admin, "text/plain", &[b'x'; 11]).await;
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_file/content"),
+        &admin,
+        "text/plain",
+        &[b'x'; 11],
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.storageLimitExceeded", None);
     assert_eq!(r.1["code"], "kAccessDenied");
     let st = storage(&app.svc, "acme", &admin).await;
-    assert_eq!((st["files"].clone(), st["used"].clone()), (json!(0), json!(0)), "{st}");
+    assert_eq!(
+        (st["files"].clone(), st["used"].clone()),
+        (json!(0), json!(0)),
+        "{st}"
+    );
     let g = call(&app.svc, "GET", &base, Some(&admin), None).await;
     assert!(g.1.get("c_file").is_none(), "{}", g.1);
 
     // up to the limit is fine; at the limit, further uploads are refused
-    let r = put_file(&app.svc, &format!("{base}/c_file/content"), &admin, "text/plain", &[b'x'; 10]).await;
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_file/content"),
+        &admin,
+        "text/plain",
+        &[b'x'; 10],
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
-    let r = put_file(&app.svc, &format!("{base}/c_files/content"), &admin, "text/plain", b"y").await;
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_files/content"),
+        &admin,
+        "text/plain",
+        b"y",
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.storageLimitExceeded", None);
     let st = storage(&app.svc, "acme", &admin).await;
     assert_eq!(st["used"], 10, "{st}");
 
     // lifting the limit lets uploads through again
-    let r = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": null}))).await;
+    let r = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": null})),
+    )
+    .await;
     assert_eq!(r.0, 200);
-    let r = put_file(&app.svc, &format!("{base}/c_files/content"), &admin, "text/plain", b"y").await;
+    let r = put_file(
+        &app.svc,
+        &format!("{base}/c_files/content"),
+        &admin,
+        "text/plain",
+        b"y",
+    )
+    .await;
     assert_eq!(r.0, 201, "{}", r.1);
     assert_eq!(storage(&app.svc, "acme", &admin).await["used"], 11);
 }
@@ -2323,33 +3999,99 @@ async fn webhook_secret_get_and_rotate() {
     let admin = org_with_admin(&app.svc, "acme").await;
     let other = org_with_admin(&app.svc, "other").await;
     let (_, utok) = user(&app.svc, "acme", &admin, "u@acme.test").await;
-    let (s, v) = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", Some(&admin), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/org/webhook-secret",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["object"], "result");
     let first = v["data"].as_str().unwrap().to_string();
-    assert!(first.len() >= 32 && first.chars().all(|c| c.is_ascii_hexdigit()), "{first}");
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", Some(&admin), None).await;
+    assert!(
+        first.len() >= 32 && first.chars().all(|c| c.is_ascii_hexdigit()),
+        "{first}"
+    );
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/org/webhook-secret",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"], first, "stable until rotated");
-    let (_, ov) = call(&app.svc, "GET", "/other/v2/org/webhook-secret", Some(&other), None).await;
+    let (_, ov) = call(
+        &app.svc,
+        "GET",
+        "/other/v2/org/webhook-secret",
+        Some(&other),
+        None,
+    )
+    .await;
     assert_ne!(ov["data"], first, "each org has its own secret");
 
-    let (s, v) = call(&app.svc, "POST", "/acme/v2/org/webhook-secret", Some(&admin), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/org/webhook-secret",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["object"], "result");
     let second = v["data"].as_str().unwrap().to_string();
     assert_ne!(second, first);
     assert!(second.chars().all(|c| c.is_ascii_hexdigit()));
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/org/webhook-secret",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"], second);
-    let (_, ov2) = call(&app.svc, "GET", "/other/v2/org/webhook-secret", Some(&other), None).await;
+    let (_, ov2) = call(
+        &app.svc,
+        "GET",
+        "/other/v2/org/webhook-secret",
+        Some(&other),
+        None,
+    )
+    .await;
     assert_eq!(ov2["data"], ov["data"], "rotation is per org");
 
-    let r = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/org/webhook-secret",
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
-    let r = call(&app.svc, "POST", "/acme/v2/org/webhook-secret", Some(&utok), None).await;
+    let r = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/org/webhook-secret",
+        Some(&utok),
+        None,
+    )
+    .await;
     assert_fault(&r, 403, "cortex.accessDenied.role", None);
     let r = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", None, None).await;
     assert_fault(&r, 401, "cortex.unauthorized.noCredentials", None);
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/org/webhook-secret", Some(&admin), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/org/webhook-secret",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(v["data"], second, "refused calls rotated nothing");
 }

@@ -58,7 +58,9 @@ async fn no_plaintext_in_the_data_directory() {
         assert_eq!(s, 201);
         ids.push(d["_id"].as_str().unwrap().to_string());
     }
-    let body: String = (0..200).map(|i| json!({"c_text": format!("{NEEDLE_BULK} {i}")}).to_string() + "\n").collect();
+    let body: String = (0..200)
+        .map(|i| json!({"c_text": format!("{NEEDLE_BULK} {i}")}).to_string() + "\n")
+        .collect();
     let (s, r) = raw(
         &app.svc,
         TestRequest::post()
@@ -75,7 +77,10 @@ async fn no_plaintext_in_the_data_directory() {
     let (s, _) = raw(
         &app.svc,
         TestRequest::put()
-            .uri(&format!("/acme/v2/c_recs/{}/c_file/content?filename={NEEDLE_NAME}.txt", ids[0]))
+            .uri(&format!(
+                "/acme/v2/c_recs/{}/c_file/content?filename={NEEDLE_NAME}.txt",
+                ids[0]
+            ))
             .insert_header(("Authorization", format!("Bearer {tok}")))
             .insert_header(("Content-Type", "text/plain"))
             .set_payload(content.clone()),
@@ -92,12 +97,23 @@ async fn no_plaintext_in_the_data_directory() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(got, content.as_bytes());
-    let (_, d) = call(&app.svc, "GET", &format!("/acme/v2/c_recs/{}", ids[1]), Some(&tok), None).await;
+    let (_, d) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_recs/{}", ids[1]),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(d["c_text"], format!("{NEEDLE_DOC} 1"));
 
     app.state.store.flush().unwrap();
     let mut hits = Vec::new();
-    scan(app.dir.path(), &[NEEDLE_DOC, NEEDLE_BULK, NEEDLE_FILE, NEEDLE_NAME], &mut hits);
+    scan(
+        app.dir.path(),
+        &[NEEDLE_DOC, NEEDLE_BULK, NEEDLE_FILE, NEEDLE_NAME],
+        &mut hits,
+    );
     // the scan itself works: a plaintext file planted in the dir is found
     std::fs::write(app.dir.path().join("planted"), NEEDLE_FILE).unwrap();
     let mut control = Vec::new();
@@ -107,7 +123,13 @@ async fn no_plaintext_in_the_data_directory() {
 }
 
 async fn setup_with_file() -> (
-    TestApp<impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>>,
+    TestApp<
+        impl actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+        >,
+    >,
     String,
     String,
     Vec<u8>,
@@ -122,7 +144,14 @@ async fn setup_with_file() -> (
         Some(json!({"name": "c_rec", "properties": [{"name": "c_text", "type": "String"}, {"name": "c_file", "type": "File"}]})),
     )
     .await;
-    let (_, d) = call(&app.svc, "POST", "/acme/v2/c_recs", Some(&tok), Some(json!({"c_text": "hello"}))).await;
+    let (_, d) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_recs",
+        Some(&tok),
+        Some(json!({"c_text": "hello"})),
+    )
+    .await;
     let id = d["_id"].as_str().unwrap().to_string();
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let (s, _) = raw(
@@ -139,7 +168,10 @@ async fn setup_with_file() -> (
 }
 
 fn file_blob(app_store: &exportd::store::Store, id: &str) -> ObjectId {
-    let doc = app_store.get_doc("acme", "c_rec", ObjectId::parse(id).unwrap()).unwrap().unwrap();
+    let doc = app_store
+        .get_doc("acme", "c_rec", ObjectId::parse(id).unwrap())
+        .unwrap()
+        .unwrap();
     exportd::model::files::blob_of(&doc.props["c_file"]).unwrap()
 }
 
@@ -160,7 +192,10 @@ async fn every_flipped_byte_of_a_segment_or_key_is_detected() {
         let mut t = original.to_vec();
         t[i] ^= 0x80;
         store.t.blobs.insert(&seg_key, t).unwrap();
-        assert!(reader.segment(3).is_err(), "flip at byte {i} of the segment went unnoticed");
+        assert!(
+            reader.segment(3).is_err(),
+            "flip at byte {i} of the segment went unnoticed"
+        );
     }
     store.t.blobs.insert(&seg_key, original.clone()).unwrap();
     assert!(reader.segment(3).is_ok());
@@ -172,7 +207,10 @@ async fn every_flipped_byte_of_a_segment_or_key_is_detected() {
         t[i] ^= 0x01;
         store.t.blob_meta.insert(blob.bytes(), t).unwrap();
         let ok = store.blob_reader("acme", blob).and_then(|r| r.read_all());
-        assert!(ok.map(|b| b == content).unwrap_or(true), "flip at meta byte {i} served wrong bytes");
+        assert!(
+            ok.map(|b| b == content).unwrap_or(true),
+            "flip at meta byte {i} served wrong bytes"
+        );
         if let Ok(r) = store.blob_reader("acme", blob) {
             // a flip that still opens (e.g. in the created timestamp) must not change any byte
             assert_eq!(r.read_all().unwrap(), content, "meta flip at {i}");
@@ -188,7 +226,10 @@ async fn every_flipped_byte_of_a_segment_or_key_is_detected() {
     k0.extend_from_slice(&0u32.to_be_bytes());
     let mut k1 = blob.bytes().to_vec();
     k1.extend_from_slice(&1u32.to_be_bytes());
-    let (s0, s1) = (store.t.blobs.get(&k0).unwrap().unwrap(), store.t.blobs.get(&k1).unwrap().unwrap());
+    let (s0, s1) = (
+        store.t.blobs.get(&k0).unwrap().unwrap(),
+        store.t.blobs.get(&k1).unwrap().unwrap(),
+    );
     store.t.blobs.insert(&k0, s1.clone()).unwrap();
     store.t.blobs.insert(&k1, s0.clone()).unwrap();
     assert!(reader.segment(0).is_err() && reader.segment(1).is_err());
@@ -215,7 +256,14 @@ async fn tampered_file_is_a_fault_over_http_and_the_server_keeps_serving() {
     )
     .await;
     assert_fault(&got, 500, "cortex.error.integrity", None);
-    let (s, d) = call(&app.svc, "GET", &format!("/acme/v2/c_recs/{id}"), Some(&tok), None).await;
+    let (s, d) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_recs/{id}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(d["c_text"], "hello");
 }
@@ -223,7 +271,14 @@ async fn tampered_file_is_a_fault_over_http_and_the_server_keeps_serving() {
 #[actix_web::test]
 async fn tampered_or_swapped_documents_are_faults() {
     let (app, tok, id, _) = setup_with_file().await;
-    let (_, other) = call(&app.svc, "POST", "/acme/v2/c_recs", Some(&tok), Some(json!({"c_text": "other"}))).await;
+    let (_, other) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_recs",
+        Some(&tok),
+        Some(json!({"c_text": "other"})),
+    )
+    .await;
     let other = other["_id"].as_str().unwrap().to_string();
     let store = &app.state.store;
     let key_a = exportd::store::data::doc_key("acme", "c_rec", ObjectId::parse(&id).unwrap());
@@ -232,15 +287,32 @@ async fn tampered_or_swapped_documents_are_faults() {
     for i in 0..sealed.len() {
         let mut t = sealed.to_vec();
         t[i] ^= 0x04;
-        assert!(store.open_doc("acme", &key_a, &t).is_err(), "flip at {i} undetected");
+        assert!(
+            store.open_doc("acme", &key_a, &t).is_err(),
+            "flip at {i} undetected"
+        );
     }
     // the value of document A under the key of B does not open (AAD binds the key)
     assert!(store.open_doc("acme", &key_b, &sealed).is_err());
     let mut t = sealed.to_vec();
     t[40] ^= 0x01;
     store.t.docs.insert(&key_a, t).unwrap();
-    let got = call(&app.svc, "GET", &format!("/acme/v2/c_recs/{id}"), Some(&tok), None).await;
+    let got = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_recs/{id}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_fault(&got, 500, "cortex.error.integrity", None);
-    let (s, _) = call(&app.svc, "GET", &format!("/acme/v2/c_recs/{other}"), Some(&tok), None).await;
+    let (s, _) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_recs/{other}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
 }

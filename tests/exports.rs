@@ -9,10 +9,21 @@ use serde_json::{Value, json};
 
 async fn define<S, B>(svc: &S, tok: &str, org: &str, body: Value)
 where
-    S: actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
     B: actix_web::body::MessageBody,
 {
-    let (s, v) = call(svc, "POST", &format!("/{org}/v2/objects"), Some(tok), Some(body)).await;
+    let (s, v) = call(
+        svc,
+        "POST",
+        &format!("/{org}/v2/objects"),
+        Some(tok),
+        Some(body),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
 }
 
@@ -33,10 +44,21 @@ fn item_def() -> Value {
 
 async fn create_export<S, B>(svc: &S, tok: &str, org: &str, body: Value) -> String
 where
-    S: actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
     B: actix_web::body::MessageBody,
 {
-    let (s, v) = call(svc, "POST", &format!("/{org}/v2/exports"), Some(tok), Some(body)).await;
+    let (s, v) = call(
+        svc,
+        "POST",
+        &format!("/{org}/v2/exports"),
+        Some(tok),
+        Some(body),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["state"], "pending");
     v["_id"].as_str().unwrap().to_string()
@@ -45,13 +67,22 @@ where
 /// Runs an export to ready and returns (record, entry name, entry bytes).
 async fn export_entry<S, B>(svc: &S, tok: &str, org: &str, body: Value) -> (Value, String, String)
 where
-    S: actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
     B: actix_web::body::MessageBody,
 {
     let id = create_export(svc, tok, org, body).await;
     let rec = wait_ready(svc, tok, org, &id).await;
     assert_eq!(rec["state"], "ready", "{rec}");
-    let (s, zip) = get_bytes(svc, tok, &format!("/{org}/v2/exports/{id}/dataFile/content")).await;
+    let (s, zip) = get_bytes(
+        svc,
+        tok,
+        &format!("/{org}/v2/exports/{id}/dataFile/content"),
+    )
+    .await;
     assert_eq!(s, 200);
     let entries = unzip(&zip);
     assert_eq!(entries.len(), 1);
@@ -69,7 +100,13 @@ async fn empty_exports_have_the_exact_empty_layouts() {
         ("application/json", "json", "[]"),
         ("text/csv", "csv", "_id\n"),
     ] {
-        let (rec, name, body) = export_entry(&app.svc, &tok, "acme", json!({"label": "e", "objects": "c_items", "format": fmt})).await;
+        let (rec, name, body) = export_entry(
+            &app.svc,
+            &tok,
+            "acme",
+            json!({"label": "e", "objects": "c_items", "format": fmt}),
+        )
+        .await;
         assert_eq!(body, want, "{fmt}");
         let created = rec["created"].as_str().unwrap().replace(':', "_");
         assert_eq!(name, format!("export-{created}.{ext}"));
@@ -94,11 +131,21 @@ async fn documents_export_byte_for_byte_in_every_format() {
     )
     .await;
     let a = first["_id"].as_str().unwrap().to_string();
-    let (_, second) = call(&app.svc, "POST", "/acme/v2/c_items", Some(&tok), Some(json!({"c_ref": a, "c_n": -3}))).await;
+    let (_, second) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_items",
+        Some(&tok),
+        Some(json!({"c_ref": a, "c_n": -3})),
+    )
+    .await;
     let b = second["_id"].as_str().unwrap().to_string();
     let row = first["c_rows"][0]["_id"].as_str().unwrap().to_string();
     let acct = first["creator"]["_id"].as_str().unwrap().to_string();
-    let (ca, cb) = (first["created"].as_str().unwrap().to_string(), second["created"].as_str().unwrap().to_string());
+    let (ca, cb) = (
+        first["created"].as_str().unwrap().to_string(),
+        second["created"].as_str().unwrap().to_string(),
+    );
     let env = |id: &str, created: &str| {
         format!(
             r#""_id":"{id}","object":"c_item","created":"{created}","creator":{{"_id":"{acct}","object":"account","path":"/accounts/{acct}"}},"owner":{{"_id":"{acct}","object":"account","path":"/accounts/{acct}"}}"#
@@ -108,17 +155,40 @@ async fn documents_export_byte_for_byte_in_every_format() {
         r#"{{{},"c_name":"Ünïcødé ☃ \"q\", line\nbreak","c_n":1.5,"c_ok":true,"c_when":"2026-11-29T12:00:00.000Z","c_tags":["a","b"],"c_doc":{{"c_x":"x","c_y":0}},"c_rows":[{{"_id":"{row}","c_v":"r1"}}],"c_any":{{"k":null,"e":[],"o":{{}}}}}}"#,
         env(&a, &ca)
     );
-    let doc_b = format!(r#"{{{},"c_n":-3,"c_ref":{{"_id":"{a}","object":"c_item","path":"/c_items/{a}"}}}}"#, env(&b, &cb));
+    let doc_b = format!(
+        r#"{{{},"c_n":-3,"c_ref":{{"_id":"{a}","object":"c_item","path":"/c_items/{a}"}}}}"#,
+        env(&b, &cb)
+    );
 
-    let (_, _, nd) = export_entry(&app.svc, &tok, "acme", json!({"label": "n", "objects": "c_items"})).await;
+    let (_, _, nd) = export_entry(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "n", "objects": "c_items"}),
+    )
+    .await;
     assert_eq!(nd, format!("{doc_a}\n{doc_b}"));
-    let (_, _, js) = export_entry(&app.svc, &tok, "acme", json!({"label": "j", "objects": "c_item", "format": "application/json"})).await;
+    let (_, _, js) = export_entry(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "j", "objects": "c_item", "format": "application/json"}),
+    )
+    .await;
     assert_eq!(js, format!("[\n{doc_a},\n{doc_b}\n]"));
 
-    let (_, _, csv) = export_entry(&app.svc, &tok, "acme", json!({"label": "c", "objects": "c_items", "format": "text/csv"})).await;
+    let (_, _, csv) = export_entry(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "c", "objects": "c_items", "format": "text/csv"}),
+    )
+    .await;
     let header = "_id,c_any.k,c_doc.c_x,c_doc.c_y,c_n,c_name,c_ok,c_ref._id,c_ref.object,c_ref.path,c_rows[0]._id,c_rows[0].c_v,c_tags[0],c_tags[1],c_when,created,creator._id,creator.object,creator.path,object,owner._id,owner.object,owner.path";
     let acc = format!("{acct},account,/accounts/{acct}");
-    let row_a = format!("{a},,x,0,1.5,\"Ünïcødé ☃ \"\"q\"\", line\nbreak\",true,,,,{row},r1,a,b,2026-11-29T12:00:00.000Z,{ca},{acc},c_item,{acc}");
+    let row_a = format!(
+        "{a},,x,0,1.5,\"Ünïcødé ☃ \"\"q\"\", line\nbreak\",true,,,,{row},r1,a,b,2026-11-29T12:00:00.000Z,{ca},{acc},c_item,{acc}"
+    );
     let row_b = format!("{b},,,,-3,,,{a},c_item,/c_items/{a},,,,,,{cb},{acc},c_item,{acc}");
     assert_eq!(csv, format!("{header}\n{row_a}\n{row_b}\n"));
 
@@ -137,11 +207,30 @@ async fn documents_export_byte_for_byte_in_every_format() {
 {{"_id":"{b}","object":"c_item"}}"#
         )
     );
-    let (_, _, nd) = export_entry(&app.svc, &tok, "acme", json!({"label": "i", "objects": "c_items", "include": ["c_secret"]})).await;
-    assert!(nd.lines().next().unwrap().ends_with(r#","c_secret":"hidden"}"#), "{nd}");
+    let (_, _, nd) = export_entry(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "i", "objects": "c_items", "include": ["c_secret"]}),
+    )
+    .await;
+    assert!(
+        nd.lines()
+            .next()
+            .unwrap()
+            .ends_with(r#","c_secret":"hidden"}"#),
+        "{nd}"
+    );
 
     // CSV formula escaping
-    call(&app.svc, "POST", "/acme/v2/c_items", Some(&tok), Some(json!({"c_name": "=1+2"}))).await;
+    call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_items",
+        Some(&tok),
+        Some(json!({"c_name": "=1+2"})),
+    )
+    .await;
     let (_, _, csv) = export_entry(
         &app.svc,
         &tok,
@@ -149,7 +238,10 @@ async fn documents_export_byte_for_byte_in_every_format() {
         json!({"label": "f", "objects": "c_items", "format": "text/csv", "paths": ["c_name"], "csvEscapeFormulas": true}),
     )
     .await;
-    assert!(csv.lines().last().unwrap().contains(",'=1+2,c_item"), "{csv}");
+    assert!(
+        csv.lines().last().unwrap().contains(",'=1+2,c_item"),
+        "{csv}"
+    );
 }
 
 #[actix_web::test]
@@ -157,30 +249,61 @@ async fn the_archive_verifies_with_stock_tools() {
     let app = app().await;
     let tok = org_with_admin(&app.svc, "acme").await;
     define(&app.svc, &tok, "acme", item_def()).await;
-    let lines: Vec<Value> = (0..3000).map(|i| json!({"c_name": format!("item {i}"), "c_n": i, "c_tags": ["t"]})).collect();
+    let lines: Vec<Value> = (0..3000)
+        .map(|i| json!({"c_name": format!("item {i}"), "c_n": i, "c_tags": ["t"]}))
+        .collect();
     bulk(&app.svc, &tok, "/acme/v2/c_items", &lines).await;
-    let id = create_export(&app.svc, &tok, "acme", json!({"label": "z", "objects": "c_items", "format": "text/csv"})).await;
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "z", "objects": "c_items", "format": "text/csv"}),
+    )
+    .await;
     let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
-    let (_, zip) = get_bytes(&app.svc, &tok, &format!("/acme/v2/exports/{id}/dataFile/content")).await;
+    let (_, zip) = get_bytes(
+        &app.svc,
+        &tok,
+        &format!("/acme/v2/exports/{id}/dataFile/content"),
+    )
+    .await;
     assert_eq!(zip.len() as u64, rec["dataFile"]["size"].as_u64().unwrap());
     use sha2::Digest;
-    assert_eq!(hex::encode(sha2::Sha256::digest(&zip)), rec["dataFile"]["ETag"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&zip)),
+        rec["dataFile"]["ETag"].as_str().unwrap()
+    );
     let path = app.dir.path().join("out.zip");
     std::fs::write(&path, &zip).unwrap();
-    let unzip = std::process::Command::new("unzip").arg("-t").arg(&path).output().expect("unzip installed");
-    assert!(unzip.status.success(), "{}", String::from_utf8_lossy(&unzip.stdout));
+    let unzip = std::process::Command::new("unzip")
+        .arg("-t")
+        .arg(&path)
+        .output()
+        .expect("unzip installed");
+    assert!(
+        unzip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unzip.stdout)
+    );
     let py = std::process::Command::new("python3")
         .args(["-c", "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; n=z.namelist(); assert len(n)==1 and '/' not in n[0] and '..' not in n[0] and '\\\\' not in n[0]; print(len(z.read(n[0]).decode().splitlines()))"])
         .arg(&path)
         .output()
         .expect("python3");
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "3001");
 }
 
 /// (started, completed) per export from the records.
 fn span(v: &Value) -> (String, String) {
-    (v["started"].as_str().unwrap().to_string(), v["completed"].as_str().unwrap().to_string())
+    (
+        v["started"].as_str().unwrap().to_string(),
+        v["completed"].as_str().unwrap().to_string(),
+    )
 }
 
 #[actix_web::test]
@@ -190,7 +313,9 @@ async fn each_org_runs_one_export_at_a_time_in_creation_order() {
     for (org, n) in [("alpha", 5), ("beta", 3)] {
         let tok = org_with_admin(&app.svc, org).await;
         define(&app.svc, &tok, org, item_def()).await;
-        let lines: Vec<Value> = (0..1500).map(|i| json!({"c_name": format!("{org} {i}"), "c_n": i})).collect();
+        let lines: Vec<Value> = (0..1500)
+            .map(|i| json!({"c_name": format!("{org} {i}"), "c_n": i}))
+            .collect();
         bulk(&app.svc, &tok, &format!("/{org}/v2/c_items"), &lines).await;
         orgs.push((org, n, tok));
     }
@@ -198,26 +323,56 @@ async fn each_org_runs_one_export_at_a_time_in_creation_order() {
     for round in 0..5 {
         for (org, n, tok) in &orgs {
             if round < *n {
-                let fmt = if round % 2 == 0 { "text/csv" } else { "application/x-ndjson" };
-                let id = create_export(&app.svc, tok, org, json!({"label": format!("{org}-{round}"), "objects": "c_items", "format": fmt})).await;
+                let fmt = if round % 2 == 0 {
+                    "text/csv"
+                } else {
+                    "application/x-ndjson"
+                };
+                let id = create_export(
+                    &app.svc,
+                    tok,
+                    org,
+                    json!({"label": format!("{org}-{round}"), "objects": "c_items", "format": fmt}),
+                )
+                .await;
                 created.push((org.to_string(), tok.clone(), id));
             }
         }
     }
     for (org, n, tok) in &orgs {
-        let mine: Vec<&(String, String, String)> = created.iter().filter(|(o, _, _)| o == org).collect();
+        let mine: Vec<&(String, String, String)> =
+            created.iter().filter(|(o, _, _)| o == org).collect();
         assert_eq!(mine.len(), *n);
         let mut spans = Vec::new();
         for (_, _, id) in &mine {
             let rec = wait_ready(&app.svc, tok, org, id).await;
             assert_eq!(rec["state"], "ready");
-            let (_, full) = call(&app.svc, "GET", &format!("/{org}/v2/exports/{id}?include=events"), Some(tok), None).await;
-            let names: Vec<&str> = full["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
-            assert_eq!(&names[..3], ["queued", "started", "cursor.started"], "{names:?}");
+            let (_, full) = call(
+                &app.svc,
+                "GET",
+                &format!("/{org}/v2/exports/{id}?include=events"),
+                Some(tok),
+                None,
+            )
+            .await;
+            let names: Vec<&str> = full["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                &names[..3],
+                ["queued", "started", "cursor.started"],
+                "{names:?}"
+            );
             spans.push(span(&rec));
         }
         for w in spans.windows(2) {
-            assert!(w[0].0 <= w[1].0, "{org}: started out of creation order: {spans:?}");
+            assert!(
+                w[0].0 <= w[1].0,
+                "{org}: started out of creation order: {spans:?}"
+            );
             assert!(w[0].1 <= w[1].0, "{org}: two exports overlapped: {spans:?}");
         }
     }
@@ -226,12 +381,18 @@ async fn each_org_runs_one_export_at_a_time_in_creation_order() {
 
 async fn big_org<S, B>(svc: &S, org: &str, n: usize) -> String
 where
-    S: actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
     B: actix_web::body::MessageBody,
 {
     let tok = org_with_admin(svc, org).await;
     define(svc, &tok, org, item_def()).await;
-    let lines: Vec<Value> = (0..n).map(|i| json!({"c_name": format!("row {i} {}", "x".repeat(200)), "c_n": i})).collect();
+    let lines: Vec<Value> = (0..n)
+        .map(|i| json!({"c_name": format!("row {i} {}", "x".repeat(200)), "c_n": i}))
+        .collect();
     for chunk in lines.chunks(5000) {
         bulk(svc, &tok, &format!("/{org}/v2/c_items"), chunk).await;
     }
@@ -242,50 +403,136 @@ where
 async fn cancel_and_delete_stop_runs_and_leave_nothing_behind() {
     let app = app().await;
     let tok = big_org(&app.svc, "acme", 20_000).await;
-    let first = create_export(&app.svc, &tok, "acme", json!({"label": "big", "objects": "c_items", "format": "text/csv"})).await;
-    let second = create_export(&app.svc, &tok, "acme", json!({"label": "queued", "objects": "c_items"})).await;
+    let first = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "big", "objects": "c_items", "format": "text/csv"}),
+    )
+    .await;
+    let second = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "queued", "objects": "c_items"}),
+    )
+    .await;
     // the second waits behind the first: its data file is not ready
-    let got = call(&app.svc, "GET", &format!("/acme/v2/exports/{second}/dataFile"), Some(&tok), None).await;
+    let got = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{second}/dataFile"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(got.0, 202, "{}", got.1);
     assert_eq!(got.1["errCode"], "cortex.accepted.mediaNotReady");
     // cancel the pending one
-    let (s, v) = call(&app.svc, "POST", &format!("/acme/v2/exports/{second}/cancel"), Some(&tok), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/exports/{second}/cancel"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "error");
     assert_eq!(v["fault"]["code"], "kCancelled");
     // cancel the running one
     wait_export(&app.svc, &tok, "acme", &first, |v| v["state"] == "running").await;
     let started = std::time::Instant::now();
-    let (s, v) = call(&app.svc, "POST", &format!("/acme/v2/exports/{first}/cancel"), Some(&tok), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/exports/{first}/cancel"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_eq!(v["state"], "error");
     assert_eq!(v["fault"]["code"], "kCancelled");
     assert_eq!(v["dataFile"], Value::Null);
     // cancelling again is a conflict
-    let got = call(&app.svc, "POST", &format!("/acme/v2/exports/{first}/cancel"), Some(&tok), None).await;
+    let got = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/exports/{first}/cancel"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_fault(&got, 409, "cortex.conflict.state", None);
-    let (_, full) = call(&app.svc, "GET", &format!("/acme/v2/exports/{first}?include=events"), Some(&tok), None).await;
-    assert!(full["events"].as_array().unwrap().iter().any(|e| e["name"] == "cancelled"));
+    let (_, full) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{first}?include=events"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert!(
+        full["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "cancelled")
+    );
 
     // delete a running export
-    let third = create_export(&app.svc, &tok, "acme", json!({"label": "del", "objects": "c_items"})).await;
+    let third = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "del", "objects": "c_items"}),
+    )
+    .await;
     wait_export(&app.svc, &tok, "acme", &third, |v| v["state"] == "running").await;
     let started = std::time::Instant::now();
-    let (s, v) = call(&app.svc, "DELETE", &format!("/acme/v2/exports/{third}"), Some(&tok), None).await;
+    let (s, v) = call(
+        &app.svc,
+        "DELETE",
+        &format!("/acme/v2/exports/{third}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!((s, v), (200, json!({"object": "result", "data": true})));
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
-    let got = call(&app.svc, "GET", &format!("/acme/v2/exports/{third}"), Some(&tok), None).await;
+    let got = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{third}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_fault(&got, 404, "cortex.notFound.export", None);
     // a later export still runs
-    let fourth = create_export(&app.svc, &tok, "acme", json!({"label": "after", "objects": "c_items", "paths": ["c_n"]})).await;
+    let fourth = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "after", "objects": "c_items", "paths": ["c_n"]}),
+    )
+    .await;
     let rec = wait_ready(&app.svc, &tok, "acme", &fourth).await;
     assert_eq!(rec["state"], "ready");
     assert_eq!(rec["stats"]["docs"]["count"], 20_000);
     let (_, st) = call(&app.svc, "GET", "/acme/v2/org/storage", Some(&tok), None).await;
     assert_eq!(st["exports"], rec["dataFile"]["size"]);
     // delete a ready export: archive and quota go
-    call(&app.svc, "DELETE", &format!("/acme/v2/exports/{fourth}"), Some(&tok), None).await;
+    call(
+        &app.svc,
+        "DELETE",
+        &format!("/acme/v2/exports/{fourth}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     let (_, st) = call(&app.svc, "GET", "/acme/v2/org/storage", Some(&tok), None).await;
     assert_eq!(st["exports"], 0);
     let problems = app.state.store.check_consistency().unwrap();
@@ -297,9 +544,17 @@ async fn downloads_support_etag_ranges_and_record_events() {
     let app = app().await;
     let tok = org_with_admin(&app.svc, "acme").await;
     define(&app.svc, &tok, "acme", item_def()).await;
-    let lines: Vec<Value> = (0..500).map(|i| json!({"c_name": format!("n{i}")})).collect();
+    let lines: Vec<Value> = (0..500)
+        .map(|i| json!({"c_name": format!("n{i}")}))
+        .collect();
     bulk(&app.svc, &tok, "/acme/v2/c_items", &lines).await;
-    let id = create_export(&app.svc, &tok, "acme", json!({"label": "d", "objects": "c_items"})).await;
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "d", "objects": "c_items"}),
+    )
+    .await;
     let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
     let url = format!("/acme/v2/exports/{id}/dataFile/content");
     let etag = format!("\"{}\"", rec["dataFile"]["ETag"].as_str().unwrap());
@@ -308,30 +563,86 @@ async fn downloads_support_etag_ranges_and_record_events() {
 
     let resp = actix_web::test::call_service(
         &app.svc,
-        TestRequest::get().uri(&url).insert_header(("Authorization", format!("Bearer {tok}"))).to_request(),
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(("Authorization", format!("Bearer {tok}")))
+            .to_request(),
     )
     .await;
     let h = resp.headers();
     assert_eq!(h.get("Content-Type").unwrap(), "application/zip");
     assert_eq!(h.get("ETag").unwrap().to_str().unwrap(), etag);
     assert_eq!(h.get("Accept-Ranges").unwrap(), "bytes");
-    assert!(h.get("Content-Disposition").unwrap().to_str().unwrap().contains(rec["dataFile"]["filename"].as_str().unwrap()));
+    assert!(
+        h.get("Content-Disposition")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains(rec["dataFile"]["filename"].as_str().unwrap())
+    );
 
     let auth = ("Authorization", format!("Bearer {tok}"));
-    let (s, part) = raw_bytes(&app.svc, TestRequest::get().uri(&url).insert_header(auth.clone()).insert_header(("Range", "bytes=10-19"))).await;
+    let (s, part) = raw_bytes(
+        &app.svc,
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(auth.clone())
+            .insert_header(("Range", "bytes=10-19")),
+    )
+    .await;
     assert_eq!(s, 206);
     assert_eq!(part, full[10..20]);
-    let (s, tail) = raw_bytes(&app.svc, TestRequest::get().uri(&url).insert_header(auth.clone()).insert_header(("Range", "bytes=-5"))).await;
+    let (s, tail) = raw_bytes(
+        &app.svc,
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(auth.clone())
+            .insert_header(("Range", "bytes=-5")),
+    )
+    .await;
     assert_eq!((s, tail.as_slice()), (206, &full[full.len() - 5..]));
-    let got = raw(&app.svc, TestRequest::get().uri(&url).insert_header(auth.clone()).insert_header(("Range", format!("bytes={size}-")))).await;
+    let got = raw(
+        &app.svc,
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(auth.clone())
+            .insert_header(("Range", format!("bytes={size}-"))),
+    )
+    .await;
     assert_fault(&got, 416, "cortex.invalidArgument.range", None);
-    let (s, body) = raw_bytes(&app.svc, TestRequest::get().uri(&url).insert_header(auth.clone()).insert_header(("If-None-Match", etag.clone()))).await;
+    let (s, body) = raw_bytes(
+        &app.svc,
+        TestRequest::get()
+            .uri(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-None-Match", etag.clone())),
+    )
+    .await;
     assert_eq!((s, body.len()), (304, 0));
-    let (s, facet) = call(&app.svc, "GET", &format!("/acme/v2/exports/{id}/dataFile"), Some(&tok), None).await;
+    let (s, facet) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{id}/dataFile"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(facet["url"], url);
-    let (_, v) = call(&app.svc, "GET", &format!("/acme/v2/exports/{id}?include=events"), Some(&tok), None).await;
-    let downloads: Vec<&Value> = v["events"].as_array().unwrap().iter().filter(|e| e["name"] == "downloaded").collect();
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{id}?include=events"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    let downloads: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "downloaded")
+        .collect();
     // 304 and 416 deliver nothing and are not downloads
     assert_eq!(downloads.len(), 4, "{v}");
     assert_eq!(downloads[2]["data"]["range"], "bytes=10-19");
@@ -344,18 +655,51 @@ async fn exports_expire_and_release_their_quota() {
     let app = app_with(|c| c.janitor_interval = std::time::Duration::from_secs(1)).await;
     let tok = org_with_admin(&app.svc, "acme").await;
     define(&app.svc, &tok, "acme", item_def()).await;
-    call(&app.svc, "POST", "/acme/v2/c_items", Some(&tok), Some(json!({"c_name": "x"}))).await;
-    let (s, _) = call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"exportTtlDays": 0.00003}))).await;
+    call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_items",
+        Some(&tok),
+        Some(json!({"c_name": "x"})),
+    )
+    .await;
+    let (s, _) = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"exportTtlDays": 0.00003})),
+    )
+    .await;
     assert_eq!(s, 200);
-    let id = create_export(&app.svc, &tok, "acme", json!({"label": "x", "objects": "c_items"})).await;
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "x", "objects": "c_items"}),
+    )
+    .await;
     let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
     let created = chrono::DateTime::parse_from_rfc3339(rec["created"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(rec["expiresAt"].as_str().unwrap()).unwrap();
     assert_eq!((expires - created).num_milliseconds(), 2592);
     actix_web::rt::time::sleep(std::time::Duration::from_millis(4500)).await;
-    let got = call(&app.svc, "GET", &format!("/acme/v2/exports/{id}"), Some(&tok), None).await;
+    let got = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/exports/{id}"),
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_fault(&got, 404, "cortex.notFound.export", None);
-    assert!(app.state.store.get_export("acme", exportd::model::ids::ObjectId::parse(&id).unwrap()).unwrap().is_none());
+    assert!(
+        app.state
+            .store
+            .get_export("acme", exportd::model::ids::ObjectId::parse(&id).unwrap())
+            .unwrap()
+            .is_none()
+    );
     let (_, st) = call(&app.svc, "GET", "/acme/v2/org/storage", Some(&tok), None).await;
     assert_eq!(st["exports"], 0);
     assert!(app.state.store.check_consistency().unwrap().is_empty());
@@ -366,7 +710,14 @@ async fn storage_limit_refuses_and_fails_exports_keeping_nothing() {
     let app = app().await;
     let tok = org_with_admin(&app.svc, "acme").await;
     define(&app.svc, &tok, "acme", json!({"name": "c_f", "properties": [{"name": "c_file", "type": "File"}, {"name": "c_t", "type": "String"}]})).await;
-    let (_, d) = call(&app.svc, "POST", "/acme/v2/c_fs", Some(&tok), Some(json!({"c_t": "x".repeat(2000)}))).await;
+    let (_, d) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_fs",
+        Some(&tok),
+        Some(json!({"c_t": "x".repeat(2000)})),
+    )
+    .await;
     let doc = d["_id"].as_str().unwrap();
     let (s, _) = raw(
         &app.svc,
@@ -379,17 +730,50 @@ async fn storage_limit_refuses_and_fails_exports_keeping_nothing() {
     .await;
     assert_eq!(s, 201);
     // room for 10 more bytes: the export's archive would cross the limit
-    call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": 1010}))).await;
-    let id = create_export(&app.svc, &tok, "acme", json!({"label": "q", "objects": "c_fs"})).await;
+    call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": 1010})),
+    )
+    .await;
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "q", "objects": "c_fs"}),
+    )
+    .await;
     let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
     assert_eq!(rec["state"], "error");
-    assert_eq!(rec["fault"]["errCode"], "cortex.accessDenied.storageLimitExceeded");
+    assert_eq!(
+        rec["fault"]["errCode"],
+        "cortex.accessDenied.storageLimitExceeded"
+    );
     assert_eq!(rec["dataFile"], Value::Null);
     let (_, st) = call(&app.svc, "GET", "/acme/v2/org/storage", Some(&tok), None).await;
-    assert_eq!((st["used"].clone(), st["exports"].clone()), (json!(1000), json!(0)));
+    assert_eq!(
+        (st["used"].clone(), st["exports"].clone()),
+        (json!(1000), json!(0))
+    );
     // at the limit: creation is refused
-    call(&app.svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(json!({"storageLimit": 1000}))).await;
-    let got = call(&app.svc, "POST", "/acme/v2/exports", Some(&tok), Some(json!({"label": "q", "objects": "c_fs"}))).await;
+    call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"storageLimit": 1000})),
+    )
+    .await;
+    let got = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/exports",
+        Some(&tok),
+        Some(json!({"label": "q", "objects": "c_fs"})),
+    )
+    .await;
     assert_fault(&got, 403, "cortex.accessDenied.storageLimitExceeded", None);
     assert!(app.state.store.check_consistency().unwrap().is_empty());
 }
@@ -415,16 +799,56 @@ async fn create_validation_names_every_bad_field() {
     paths.sort();
     assert_eq!(
         paths,
-        ["bogus", "description", "expand[0]", "format", "include[0]", "label", "paths[0]", "principal", "state", "where", "zipFiles"]
+        [
+            "bogus",
+            "description",
+            "expand[0]",
+            "format",
+            "include[0]",
+            "label",
+            "paths[0]",
+            "principal",
+            "state",
+            "where",
+            "zipFiles"
+        ]
     );
-    let got = call(&app.svc, "POST", "/acme/v2/exports", Some(&tok), Some(json!({"label": "x", "objects": "exports"}))).await;
-    assert_eq!(got.1["faults"][0]["errCode"], "cortex.validation.reservedObject");
-    let got = call(&app.svc, "POST", "/acme/v2/exports", Some(&tok), Some(json!({"label": "x", "objects": "c_unknowns"}))).await;
+    let got = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/exports",
+        Some(&tok),
+        Some(json!({"label": "x", "objects": "exports"})),
+    )
+    .await;
+    assert_eq!(
+        got.1["faults"][0]["errCode"],
+        "cortex.validation.reservedObject"
+    );
+    let got = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/exports",
+        Some(&tok),
+        Some(json!({"label": "x", "objects": "c_unknowns"})),
+    )
+    .await;
     assert_eq!(got.1["faults"][0]["path"], "objects");
-    let got = call(&app.svc, "POST", "/acme/v2/exports", Some(&tok), Some(json!({"objects": "c_items"}))).await;
+    let got = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/exports",
+        Some(&tok),
+        Some(json!({"objects": "c_items"})),
+    )
+    .await;
     assert_eq!(sub_paths(&got.1), ["label"]);
     // features that are not built yet are refused, not ignored
-    for (k, v) in [("where", json!("{\"c_n\": 1}")), ("prefix", json!("x/y")), ("afterScript", json!("1")), ("exportFiles", json!(true))] {
+    for (k, v) in [
+        ("prefix", json!("x/y")),
+        ("afterScript", json!("1")),
+        ("exportFiles", json!(true)),
+    ] {
         let mut body = json!({"label": "x", "objects": "c_items"});
         body[k] = v;
         let got = call(&app.svc, "POST", "/acme/v2/exports", Some(&tok), Some(body)).await;
@@ -439,9 +863,22 @@ async fn only_administrators_of_the_org_reach_exports() {
     let tok = org_with_admin(&app.svc, "acme").await;
     let other = org_with_admin(&app.svc, "other").await;
     define(&app.svc, &tok, "acme", item_def()).await;
-    let (_, user) = call(&app.svc, "POST", "/acme/v2/accounts", Some(&tok), Some(json!({"email": "u@acme.test", "roles": ["user"]}))).await;
+    let (_, user) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&tok),
+        Some(json!({"email": "u@acme.test", "roles": ["user"]})),
+    )
+    .await;
     let user = user["token"].as_str().unwrap().to_string();
-    let id = create_export(&app.svc, &tok, "acme", json!({"label": "x", "objects": "c_items"})).await;
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "x", "objects": "c_items"}),
+    )
+    .await;
     wait_ready(&app.svc, &tok, "acme", &id).await;
     let routes = [
         ("GET", "/acme/v2/exports".to_string()),
@@ -462,7 +899,14 @@ async fn only_administrators_of_the_org_reach_exports() {
         assert_fault(&got, 401, "cortex.unauthorized.noCredentials", None);
     }
     // other org's admin using its own org path cannot see acme's export
-    let got = call(&app.svc, "GET", &format!("/other/v2/exports/{id}"), Some(&other), None).await;
+    let got = call(
+        &app.svc,
+        "GET",
+        &format!("/other/v2/exports/{id}"),
+        Some(&other),
+        None,
+    )
+    .await;
     assert_fault(&got, 404, "cortex.notFound.export", None);
 }
 
@@ -473,25 +917,68 @@ async fn list_is_newest_first_with_paging_total_and_where() {
     define(&app.svc, &tok, "acme", item_def()).await;
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(create_export(&app.svc, &tok, "acme", json!({"label": format!("L{i}"), "objects": "c_items"})).await);
+        ids.push(
+            create_export(
+                &app.svc,
+                &tok,
+                "acme",
+                json!({"label": format!("L{i}"), "objects": "c_items"}),
+            )
+            .await,
+        );
     }
     for id in &ids {
         wait_ready(&app.svc, &tok, "acme", id).await;
     }
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/exports?limit=3&total=true", Some(&tok), None).await;
-    let got: Vec<&str> = v["data"].as_array().unwrap().iter().map(|e| e["_id"].as_str().unwrap()).collect();
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/exports?limit=3&total=true",
+        Some(&tok),
+        None,
+    )
+    .await;
+    let got: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["_id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, [ids[3].as_str(), ids[2].as_str(), ids[1].as_str()]);
-    assert_eq!((v["hasMore"].clone(), v["total"].clone()), (json!(true), json!(4)));
+    assert_eq!(
+        (v["hasMore"].clone(), v["total"].clone()),
+        (json!(true), json!(4))
+    );
     let (_, v) = call(&app.svc, "GET", "/acme/v2/exports?skip=3", Some(&tok), None).await;
     assert_eq!(v["data"][0]["_id"], ids[0].as_str());
     assert_eq!(v["hasMore"], false);
-    let q = "/acme/v2/exports?where=%7B%22label%22%3A%7B%22%24regex%22%3A%22%2Fl%5B12%5D%2Fi%22%7D%7D";
+    let q =
+        "/acme/v2/exports?where=%7B%22label%22%3A%7B%22%24regex%22%3A%22%2Fl%5B12%5D%2Fi%22%7D%7D";
     let (_, v) = call(&app.svc, "GET", q, Some(&tok), None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
-    let (_, v) = call(&app.svc, "GET", "/acme/v2/exports?where=%7B%22state%22%3A%22error%22%7D", Some(&tok), None).await;
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/exports?where=%7B%22state%22%3A%22error%22%7D",
+        Some(&tok),
+        None,
+    )
+    .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 0);
-    let got = call(&app.svc, "GET", "/acme/v2/exports?where=%7B%22objects%22%3A1%7D", Some(&tok), None).await;
-    assert_fault(&got, 400, "cortex.invalidArgument.query", Some("where.objects"));
+    let got = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/exports?where=%7B%22objects%22%3A1%7D",
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_fault(
+        &got,
+        400,
+        "cortex.invalidArgument.query",
+        Some("where.objects"),
+    );
 }
 
 #[actix_web::test]
@@ -505,18 +992,58 @@ async fn a_principal_sees_only_what_it_may_read() {
         json!({"name": "c_note", "properties": [{"name": "c_t", "type": "String"}, {"name": "c_private", "type": "String", "readAccess": "delete"}]}),
     )
     .await;
-    let (_, user) = call(&app.svc, "POST", "/acme/v2/accounts", Some(&tok), Some(json!({"email": "u@acme.test"}))).await;
-    let (uid, utok) = (user["_id"].as_str().unwrap().to_string(), user["token"].as_str().unwrap().to_string());
-    call(&app.svc, "POST", "/acme/v2/c_notes", Some(&tok), Some(json!({"c_t": "admin's", "c_private": "p"}))).await;
-    let (s, mine) = call(&app.svc, "POST", "/acme/v2/c_notes", Some(&utok), Some(json!({"c_t": "user's", "c_private": "q"}))).await;
+    let (_, user) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/accounts",
+        Some(&tok),
+        Some(json!({"email": "u@acme.test"})),
+    )
+    .await;
+    let (uid, utok) = (
+        user["_id"].as_str().unwrap().to_string(),
+        user["token"].as_str().unwrap().to_string(),
+    );
+    call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_notes",
+        Some(&tok),
+        Some(json!({"c_t": "admin's", "c_private": "p"})),
+    )
+    .await;
+    let (s, mine) = call(
+        &app.svc,
+        "POST",
+        "/acme/v2/c_notes",
+        Some(&utok),
+        Some(json!({"c_t": "user's", "c_private": "q"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let (_, _, nd) = export_entry(&app.svc, &tok, "acme", json!({"label": "p", "objects": "c_notes", "principal": uid, "paths": ["c_t", "c_private"]})).await;
-    assert_eq!(nd, format!(r#"{{"_id":"{}","object":"c_note","c_t":"user's","c_private":"q"}}"#, mine["_id"].as_str().unwrap()));
+    assert_eq!(
+        nd,
+        format!(
+            r#"{{"_id":"{}","object":"c_note","c_t":"user's","c_private":"q"}}"#,
+            mine["_id"].as_str().unwrap()
+        )
+    );
     // with a role grant of read, the admin's note is visible but not its delete-level property
-    let (s, _) = call(&app.svc, "PATCH", "/acme/v2/objects/c_note", Some(&tok), Some(json!({"defaultAcl": [{"type": "role", "target": "user", "allow": "read"}]}))).await;
+    let (s, _) = call(
+        &app.svc,
+        "PATCH",
+        "/acme/v2/objects/c_note",
+        Some(&tok),
+        Some(json!({"defaultAcl": [{"type": "role", "target": "user", "allow": "read"}]})),
+    )
+    .await;
     assert_eq!(s, 200);
     let (_, _, nd) = export_entry(&app.svc, &tok, "acme", json!({"label": "p", "objects": "c_notes", "principal": uid, "paths": ["c_t", "c_private"]})).await;
-    let lines: Vec<Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["c_t"], "admin's");
     assert_eq!(lines[0].get("c_private"), None);

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 const SYS: &str = "process-test-system-token";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_key(dir: &Path) -> std::path::PathBuf {
@@ -36,7 +40,10 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if ureq::get(&format!("http://127.0.0.1:{port}/health")).call().is_ok() {
+        if ureq::get(&format!("http://127.0.0.1:{port}/health"))
+            .call()
+            .is_ok()
+        {
             return child;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -73,8 +80,15 @@ fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = spawn(dir.path(), port);
-    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
-    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
+    let mut c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
+    assert_eq!(
+        c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"})))
+            .0,
+        201
+    );
     let (s, acct) = c.send(
         "POST",
         "/sys/orgs/acme/accounts",
@@ -99,7 +113,9 @@ fn acknowledged_writes_survive_sigkill() {
         acked.push((d["_id"].as_str().unwrap().to_string(), text));
     }
     // bulk
-    let lines: Vec<String> = (0..500).map(|i| json!({"c_text": format!("bulk {i}")}).to_string()).collect();
+    let lines: Vec<String> = (0..500)
+        .map(|i| json!({"c_text": format!("bulk {i}")}).to_string())
+        .collect();
     let r = ureq::post(&format!("{}/acme/v2/c_notes", c.base))
         .set("Authorization", &format!("Bearer {}", c.token))
         .set("Content-Type", "application/x-ndjson")
@@ -114,7 +130,9 @@ fn acknowledged_writes_survive_sigkill() {
     // files, the last one acknowledged right before the kill
     let mut files = Vec::new();
     for (i, (id, _)) in acked.iter().take(5).enumerate() {
-        let content: Vec<u8> = (0..(70_000 + i * 1000)).map(|b| (b * 7 + i) as u8).collect();
+        let content: Vec<u8> = (0..(70_000 + i * 1000))
+            .map(|b| (b * 7 + i) as u8)
+            .collect();
         let r = ureq::put(&format!("{}/acme/v2/c_notes/{id}/c_file/content", c.base))
             .set("Authorization", &format!("Bearer {}", c.token))
             .set("Content-Type", "application/octet-stream")
@@ -155,24 +173,36 @@ fn sigterm_stops_cleanly_within_ten_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = spawn(dir.path(), port);
-    let c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
-    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
+    let c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
+    assert_eq!(
+        c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"})))
+            .0,
+        201
+    );
     let started = Instant::now();
-    let rc = unsafe_kill(server.id(), "TERM");
+    let rc = send_signal(server.id(), "TERM");
     assert!(rc);
-    let status = wait_with_timeout(server, Duration::from_secs(10)).expect("did not exit within 10 s");
+    let status =
+        wait_with_timeout(server, Duration::from_secs(10)).expect("did not exit within 10 s");
     assert!(status.success(), "exit status {status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     // the org created before the stop is still there
     let server = spawn(dir.path(), port);
     assert_eq!(c.send("GET", "/sys/orgs/acme", SYS, None).0, 200);
-    assert!(unsafe_kill(server.id(), "INT"));
+    assert!(send_signal(server.id(), "INT"));
     let status = wait_with_timeout(server, Duration::from_secs(10)).expect("SIGINT: no exit");
     assert!(status.success());
 }
 
-fn unsafe_kill(pid: u32, sig: &str) -> bool {
-    Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap().success()
+fn send_signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success()
 }
 
 fn wait_with_timeout(mut child: Child, t: Duration) -> Option<std::process::ExitStatus> {
@@ -190,12 +220,18 @@ fn wait_with_timeout(mut child: Child, t: Duration) -> Option<std::process::Exit
 /// Runs the binary to completion; returns (exit code, stderr).
 fn run_fails(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_exportd"));
-    cmd.args(args).env_remove("EXPORTD_MASTER_KEY").env_remove("EXPORTD_MASTER_KEY_FILE").env("RUST_LOG", "off");
+    cmd.args(args)
+        .env_remove("EXPORTD_MASTER_KEY")
+        .env_remove("EXPORTD_MASTER_KEY_FILE")
+        .env("RUST_LOG", "off");
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -212,7 +248,13 @@ fn bad_configuration_exits_with_one_clear_line() {
     let bad_key = dir.path().join("bad.key");
     std::fs::write(&bad_key, "abcd").unwrap();
     let (code, err) = run_fails(
-        &["serve", "--data-dir", data, "--master-key-file", bad_key.to_str().unwrap()],
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--master-key-file",
+            bad_key.to_str().unwrap(),
+        ],
         &[],
     );
     assert_ne!(code, 0);
@@ -223,7 +265,15 @@ fn bad_configuration_exits_with_one_clear_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let (code, err) = run_fails(
-        &["serve", "--data-dir", data, "--master-key-file", key.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}")],
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--master-key-file",
+            key.to_str().unwrap(),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ],
         &[("EXPORTD_SYSTEM_TOKEN", "x")],
     );
     assert_ne!(code, 0);
@@ -234,7 +284,13 @@ fn bad_configuration_exits_with_one_clear_line() {
     let file = dir.path().join("plainfile");
     std::fs::write(&file, "x").unwrap();
     let (code, err) = run_fails(
-        &["serve", "--data-dir", file.to_str().unwrap(), "--master-key-file", key.to_str().unwrap()],
+        &[
+            "serve",
+            "--data-dir",
+            file.to_str().unwrap(),
+            "--master-key-file",
+            key.to_str().unwrap(),
+        ],
         &[("EXPORTD_SYSTEM_TOKEN", "x")],
     );
     assert_ne!(code, 0);
@@ -244,7 +300,15 @@ fn bad_configuration_exits_with_one_clear_line() {
     let other = dir.path().join("other.key");
     std::fs::write(&other, "22".repeat(32)).unwrap();
     let (code, err) = run_fails(
-        &["serve", "--data-dir", data, "--master-key-file", other.to_str().unwrap(), "--bind", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--master-key-file",
+            other.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ],
         &[("EXPORTD_SYSTEM_TOKEN", "x")],
     );
     assert_ne!(code, 0);
@@ -252,8 +316,17 @@ fn bad_configuration_exits_with_one_clear_line() {
 }
 
 fn setup_big_org(c: &mut Client, docs: usize) {
-    assert_eq!(c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"}))).0, 201);
-    let (_, acct) = c.send("POST", "/sys/orgs/acme/accounts", SYS, Some(json!({"email": "a@acme.test", "roles": ["administrator"]})));
+    assert_eq!(
+        c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"})))
+            .0,
+        201
+    );
+    let (_, acct) = c.send(
+        "POST",
+        "/sys/orgs/acme/accounts",
+        SYS,
+        Some(json!({"email": "a@acme.test", "roles": ["administrator"]})),
+    );
     c.token = acct["token"].as_str().unwrap().to_string();
     let (s, _) = c.api(
         "POST",
@@ -261,7 +334,9 @@ fn setup_big_org(c: &mut Client, docs: usize) {
         Some(json!({"name": "c_row", "properties": [{"name": "c_text", "type": "String"}, {"name": "c_n", "type": "Number"}]})),
     );
     assert_eq!(s, 201);
-    let lines: Vec<String> = (0..docs).map(|i| json!({"c_text": format!("row {i} {}", "y".repeat(300)), "c_n": i}).to_string()).collect();
+    let lines: Vec<String> = (0..docs)
+        .map(|i| json!({"c_text": format!("row {i} {}", "y".repeat(300)), "c_n": i}).to_string())
+        .collect();
     for chunk in lines.chunks(20_000) {
         let r = ureq::post(&format!("{}/acme/v2/c_rows", c.base))
             .set("Authorization", &format!("Bearer {}", c.token))
@@ -275,7 +350,11 @@ fn setup_big_org(c: &mut Client, docs: usize) {
 fn wait_for(c: &Client, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (s, v) = c.api("GET", &format!("/acme/v2/exports/{id}?include=events"), None);
+        let (s, v) = c.api(
+            "GET",
+            &format!("/acme/v2/exports/{id}?include=events"),
+            None,
+        );
         if s == 200 && pred(&v) {
             return v;
         }
@@ -296,30 +375,70 @@ fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = spawn(dir.path(), port);
-    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    let mut c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
     setup_big_org(&mut c, 50_000);
-    let (_, a) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})));
-    let (_, b) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "next", "objects": "c_rows", "paths": ["c_n"]})));
-    let (a, b) = (a["_id"].as_str().unwrap().to_string(), b["_id"].as_str().unwrap().to_string());
-    wait_for(&c, &a, |v| v["state"] == "running" && v["progress"]["docs"].as_u64().unwrap_or(0) > 0);
+    let (_, a) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})),
+    );
+    let (_, b) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "next", "objects": "c_rows", "paths": ["c_n"]})),
+    );
+    let (a, b) = (
+        a["_id"].as_str().unwrap().to_string(),
+        b["_id"].as_str().unwrap().to_string(),
+    );
+    wait_for(&c, &a, |v| {
+        v["state"] == "running" && v["progress"]["docs"].as_u64().unwrap_or(0) > 0
+    });
     server.kill().unwrap();
     server.wait().unwrap();
 
     let mut server = spawn(dir.path(), port);
     let ra = wait_for(&c, &a, |v| v["state"] == "ready");
     let rb = wait_for(&c, &b, |v| v["state"] == "ready");
-    let names: Vec<&str> = ra["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
-    let aborted = ra["events"].as_array().unwrap().iter().find(|e| e["name"] == "aborted").expect("aborted event");
+    let names: Vec<&str> = ra["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let aborted = ra["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "aborted")
+        .expect("aborted event");
     assert_eq!(aborted["data"]["willRestart"], true);
-    assert_eq!(names.iter().filter(|n| **n == "started").count(), 2, "{names:?}");
-    assert!(ra["completed"].as_str() <= rb["started"].as_str(), "order lost: {ra} {rb}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "started").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(
+        ra["completed"].as_str() <= rb["started"].as_str(),
+        "order lost: {ra} {rb}"
+    );
     assert_eq!(ra["stats"]["docs"]["count"], 50_000);
     let (_, list) = c.api("GET", "/acme/v2/exports?total=true", None);
     assert_eq!(list["total"], 2);
     let (_, st) = c.api("GET", "/acme/v2/org/storage", None);
-    assert_eq!(st["exports"].as_u64().unwrap(), ra["dataFile"]["size"].as_u64().unwrap() + rb["dataFile"]["size"].as_u64().unwrap());
-    assert!(unsafe_kill(server.id(), "TERM"));
-    assert!(wait_with_timeout(server, Duration::from_secs(10)).unwrap().success());
+    assert_eq!(
+        st["exports"].as_u64().unwrap(),
+        ra["dataFile"]["size"].as_u64().unwrap() + rb["dataFile"]["size"].as_u64().unwrap()
+    );
+    assert!(send_signal(server.id(), "TERM"));
+    assert!(
+        wait_with_timeout(server, Duration::from_secs(10))
+            .unwrap()
+            .success()
+    );
     server = spawn(dir.path(), port);
     server.kill().unwrap();
     server.wait().unwrap();
@@ -331,24 +450,44 @@ fn sigterm_puts_a_running_export_back_to_pending() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = spawn(dir.path(), port);
-    let mut c = Client { base: format!("http://127.0.0.1:{port}"), token: String::new() };
+    let mut c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
     setup_big_org(&mut c, 30_000);
-    let (_, a) = c.api("POST", "/acme/v2/exports", Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})));
+    let (_, a) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "big", "objects": "c_rows", "format": "text/csv"})),
+    );
     let a = a["_id"].as_str().unwrap().to_string();
     wait_for(&c, &a, |v| v["state"] == "running");
     let t = Instant::now();
-    assert!(unsafe_kill(server.id(), "TERM"));
-    assert!(wait_with_timeout(server, Duration::from_secs(10)).expect("no exit within 10 s").success());
+    assert!(send_signal(server.id(), "TERM"));
+    assert!(
+        wait_with_timeout(server, Duration::from_secs(10))
+            .expect("no exit within 10 s")
+            .success()
+    );
     assert!(t.elapsed() < Duration::from_secs(10));
     {
         let key = exportd::crypto::Key::from_hex(&"11".repeat(32)).unwrap();
         let store = exportd::store::Store::open(&dir.path().join("data"), key).unwrap();
-        let rec = store.get_export("acme", exportd::model::ids::ObjectId::parse(&a).unwrap()).unwrap().unwrap();
+        let rec = store
+            .get_export("acme", exportd::model::ids::ObjectId::parse(&a).unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(rec.state, exportd::export::record::State::Pending);
     }
     let mut server = spawn(dir.path(), port);
     let ra = wait_for(&c, &a, |v| v["state"] == "ready");
-    assert!(ra["events"].as_array().unwrap().iter().any(|e| e["name"] == "aborted"));
+    assert!(
+        ra["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "aborted")
+    );
     server.kill().unwrap();
     server.wait().unwrap();
     verify_store(dir.path());

@@ -30,7 +30,9 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 pub fn is_system_token(state: &AppState, token: &str) -> bool {
-    sha256(token.as_bytes()).ct_eq(&state.system_token_hash).into()
+    sha256(token.as_bytes())
+        .ct_eq(&state.system_token_hash)
+        .into()
 }
 
 pub fn org_not_found(org: &str) -> Fault {
@@ -102,7 +104,10 @@ async fn authenticate_org(req: &HttpRequest) -> Result<OrgCaller> {
         })
         .await?;
         return match found {
-            None => Err(Fault::unauthorized("invalidToken", "The token is not valid")),
+            None => Err(Fault::unauthorized(
+                "invalidToken",
+                "The token is not valid",
+            )),
             Some(None) => Err(org_not_found(&org_code)),
             Some(Some((org, account))) => Ok(OrgCaller {
                 org,

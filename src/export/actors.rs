@@ -52,7 +52,11 @@ impl ExportSupervisor {
         for org in orgs {
             sup.do_send(Kick { org });
         }
-        Ok(ExportService { supervisor: sup, running, shutting_down })
+        Ok(ExportService {
+            supervisor: sup,
+            running,
+            shutting_down,
+        })
     }
 
     fn exporter(&mut self, org: &str) -> Addr<OrgExporter> {
@@ -188,7 +192,13 @@ impl OrgExporter {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, RunHandle { flag: flag.clone(), done: done_rx });
+            .insert(
+                id,
+                RunHandle {
+                    flag: flag.clone(),
+                    done: done_rx,
+                },
+            );
         let store = self.store.clone();
         let org = self.org.clone();
         let permits = self.permits.clone();
@@ -199,10 +209,15 @@ impl OrgExporter {
             let (s2, o2, f2) = (store.clone(), org.clone(), flag.clone());
             let outcome = tokio::task::spawn_blocking(move || pipeline::run(&s2, &o2, id, f2))
                 .await
-                .unwrap_or_else(|e| Outcome::Failed(crate::fault::Fault::internal("export run panicked", e)));
+                .unwrap_or_else(|e| {
+                    Outcome::Failed(crate::fault::Fault::internal("export run panicked", e))
+                });
             let (s3, o3) = (store.clone(), org.clone());
             let _ = tokio::task::spawn_blocking(move || settle(&s3, &o3, id, outcome)).await;
-            running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             let _ = done_tx.send(true);
             me.do_send(Finished);
         });
@@ -223,7 +238,11 @@ fn settle(store: &Store, org: &str, id: ObjectId, outcome: Outcome) {
         }
         Outcome::Stopped(pipeline::STOP_CANCEL) => store
             .add_event(org, id, &Event::new("cancelled", json!({})))
-            .and_then(|_| store.finish_error(org, id, &pipeline::cancelled_fault()).map(|_| ())),
+            .and_then(|_| {
+                store
+                    .finish_error(org, id, &pipeline::cancelled_fault())
+                    .map(|_| ())
+            }),
         Outcome::Stopped(pipeline::STOP_SHUTDOWN) => store
             .update_export(org, id, |r| {
                 if r.state == State::Running {
@@ -232,7 +251,13 @@ fn settle(store: &Store, org: &str, id: ObjectId, outcome: Outcome) {
                 }
                 Ok(())
             })
-            .and_then(|_| store.add_event(org, id, &Event::new("aborted", json!({"willRestart": true}))))
+            .and_then(|_| {
+                store.add_event(
+                    org,
+                    id,
+                    &Event::new("aborted", json!({"willRestart": true})),
+                )
+            })
             .and_then(|_| store.flush()),
         // deleted: the DELETE handler removes the record once the run has stopped
         Outcome::Stopped(_) => Ok(()),

@@ -5,8 +5,8 @@ use crate::fault::{Category, Fault, Faults, Result};
 use crate::model::ids::{ObjectId, iso};
 use crate::model::input::Fields;
 use crate::model::org::Org;
-use crate::model::schema::{ObjectDef, PropType, RESERVED_OBJECTS};
-use crate::query::projection::check_path;
+use crate::model::schema::{ObjectDef, RESERVED_OBJECTS};
+use crate::query::projection::{check_expand, check_path};
 use serde_json::Value;
 
 pub const MAX_WHERE_CHARS: usize = 1024;
@@ -14,14 +14,25 @@ pub const MAX_SCRIPT_BYTES: usize = 50 * 1024;
 pub const MAX_LIST_ITEMS: usize = 100;
 
 const READ_ONLY: &[&str] = &[
-    "_id", "object", "state", "progress", "stats", "dataFile", "fault", "created", "started",
-    "completed", "expiresAt", "creator",
+    "_id",
+    "object",
+    "state",
+    "progress",
+    "stats",
+    "dataFile",
+    "fault",
+    "created",
+    "started",
+    "completed",
+    "expiresAt",
+    "creator",
 ];
 
 /// What validation needs from the store.
 pub trait CreateContext {
     fn object(&self, name: &str) -> Result<Option<ObjectDef>>;
     fn account_exists(&self, id: ObjectId) -> Result<bool>;
+    fn catalog(&self) -> Result<Vec<ObjectDef>>;
 }
 
 fn not_yet(faults: &mut Faults, path: &str, what: &str) {
@@ -36,7 +47,12 @@ fn not_yet(faults: &mut Faults, path: &str, what: &str) {
 }
 
 /// Parses a create body into a pending record (id, seq and times filled in by the caller).
-pub fn parse_create(body: Value, org: &Org, creator: ObjectId, ctx: &dyn CreateContext) -> Result<(ExportRecord, ObjectDef)> {
+pub fn parse_create(
+    body: Value,
+    org: &Org,
+    creator: ObjectId,
+    ctx: &dyn CreateContext,
+) -> Result<(ExportRecord, ObjectDef)> {
     let mut faults = Faults::default();
     let Some(mut f) = Fields::from_value(body, "", &mut faults) else {
         return Err(Fault::validation(faults.0));
@@ -49,7 +65,9 @@ pub fn parse_create(body: Value, org: &Org, creator: ObjectId, ctx: &dyn CreateC
     let export_files = f.boolean("exportFiles").unwrap_or(false);
     let zip_files = f.boolean("zipFiles").unwrap_or(false);
     let paths = f.strings("paths", MAX_LIST_ITEMS, 200).unwrap_or_default();
-    let include = f.strings("include", MAX_LIST_ITEMS, 200).unwrap_or_default();
+    let include = f
+        .strings("include", MAX_LIST_ITEMS, 200)
+        .unwrap_or_default();
     let expand = f.strings("expand", MAX_LIST_ITEMS, 200).unwrap_or_default();
     let where_s = f.string("where", false, MAX_WHERE_CHARS);
     let script = f.string("afterScript", false, MAX_SCRIPT_BYTES);
@@ -61,7 +79,10 @@ pub fn parse_create(body: Value, org: &Org, creator: ObjectId, ctx: &dyn CreateC
     let format = match format_s.as_deref() {
         None => Format::Ndjson,
         Some(s) => Format::parse(s).unwrap_or_else(|| {
-            faults.bad("format", "format must be application/x-ndjson, application/json or text/csv");
+            faults.bad(
+                "format",
+                "format must be application/x-ndjson, application/json or text/csv",
+            );
             Format::Ndjson
         }),
     };
@@ -70,50 +91,48 @@ pub fn parse_create(body: Value, org: &Org, creator: ObjectId, ctx: &dyn CreateC
         let singular = o.strip_suffix('s').unwrap_or(o);
         if RESERVED_OBJECTS.contains(&o.as_str()) || RESERVED_OBJECTS.contains(&singular) {
             faults.push(
-                Fault::new(Category::Validation, "reservedObject", format!("{o} cannot be exported"))
-                    .at("objects"),
+                Fault::new(
+                    Category::Validation,
+                    "reservedObject",
+                    format!("{o} cannot be exported"),
+                )
+                .at("objects"),
             );
         } else {
             match ctx.object(o)? {
                 Some(d) => def = Some(d),
                 None => faults.push(
-                    Fault::new(Category::Validation, "unknownObject", format!("No object named {o}"))
-                        .at("objects"),
+                    Fault::new(
+                        Category::Validation,
+                        "unknownObject",
+                        format!("No object named {o}"),
+                    )
+                    .at("objects"),
                 ),
             }
         }
     }
     if let Some(d) = &def {
+        let cat = ctx.catalog()?;
         for (i, p) in paths.iter().enumerate() {
-            if let Err(m) = check_path(d, p) {
+            if let Err(m) = check_path(d, p, &cat) {
                 faults.bad(&format!("paths[{i}]"), m);
             }
         }
         for (i, p) in include.iter().enumerate() {
-            if let Err(m) = check_path(d, p) {
+            if let Err(m) = check_path(d, p, &cat) {
                 faults.bad(&format!("include[{i}]"), m);
             }
         }
         for (i, p) in expand.iter().enumerate() {
-            match d.prop_path(p) {
-                Some(pd) if pd.ty == PropType::Reference => {
-                    not_yet(&mut faults, &format!("expand[{i}]"), "expand")
-                }
-                _ => faults.bad(&format!("expand[{i}]"), format!("{p} is not a Reference property")),
+            if let Err(m) = check_expand(d, p, &cat) {
+                faults.bad(&format!("expand[{i}]"), m);
             }
         }
     }
-    if let Some(w) = &where_s {
-        match serde_json::from_str::<Value>(w) {
-            Ok(Value::Object(m)) if m.is_empty() => {}
-            Ok(Value::Object(_)) => not_yet(&mut faults, "where", "where"),
-            Ok(_) => faults.push(
-                Fault::new(Category::InvalidArgument, "query", "where must hold a JSON object").at("where"),
-            ),
-            Err(e) => faults.push(
-                Fault::new(Category::InvalidArgument, "query", format!("where is not valid JSON: {e}"))
-                    .at("where"),
-            ),
+    if let (Some(w), Some(d)) = (&where_s, &def) {
+        if let Err(f) = crate::query::parse::parse_where(w, d) {
+            faults.push(f);
         }
     }
     if export_files {
@@ -132,7 +151,10 @@ pub fn parse_create(body: Value, org: &Org, creator: ObjectId, ctx: &dyn CreateC
     if let Some(p) = &principal_s {
         match ObjectId::parse(p) {
             Some(id) if ctx.account_exists(id)? => principal = Some(id),
-            _ => faults.bad("principal", "principal must be the _id of an account of this org"),
+            _ => faults.bad(
+                "principal",
+                "principal must be the _id of an account of this org",
+            ),
         }
     }
     faults.finish()?;

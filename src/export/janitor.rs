@@ -21,7 +21,9 @@ impl Actor for Janitor {
             let exports = act.exports.clone();
             actix::spawn(async move {
                 match tokio::task::spawn_blocking(move || sweep(&store, &exports)).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "janitor removed expired exports"),
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(expired = n, "janitor removed expired exports")
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "janitor sweep failed"),
                     _ => {}
                 }

@@ -31,7 +31,10 @@ pub struct ExportService {
 
 impl ExportService {
     pub fn enqueue(&self, org: &str, id: ObjectId) {
-        self.supervisor.do_send(actors::Enqueued { org: org.to_string(), id });
+        self.supervisor.do_send(actors::Enqueued {
+            org: org.to_string(),
+            id,
+        });
     }
 
     /// Asks a running export to stop and waits (up to `wait`) until it has. Returns false
@@ -53,14 +56,25 @@ impl ExportService {
     }
 
     pub fn is_running(&self, id: ObjectId) -> bool {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id)
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
     }
 
     /// SIGTERM: no new runs; running ones stop and go back to `pending`.
     pub async fn shutdown(&self, wait: Duration) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        let ids: Vec<ObjectId> = self.running.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
-        let stops = ids.into_iter().map(|id| self.stop(id, pipeline::STOP_SHUTDOWN, wait));
+        let ids: Vec<ObjectId> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let stops = ids
+            .into_iter()
+            .map(|id| self.stop(id, pipeline::STOP_SHUTDOWN, wait));
         futures_util::future::join_all(stops).await;
     }
 }

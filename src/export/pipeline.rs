@@ -13,7 +13,10 @@ use crate::model::document::StoredDoc;
 use crate::model::ids::{ObjectId, now_iso};
 use crate::model::schema::ObjectDef;
 use crate::query::Projector;
+use crate::query::ast::Expr;
+use crate::query::matcher::matches;
 use crate::store::blobs::BlobReader;
+use crate::store::data::StoreLookup;
 use crate::store::{BlobKind, BlobWriter, Store};
 use serde_json::{Map, Value, json};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -84,7 +87,13 @@ pub fn run(store: &Store, org: &str, id: ObjectId, flag: Arc<AtomicU8>) -> Outco
         Err(_) => return Outcome::Skipped,
     };
     let _ = store.add_event(org, id, &Event::new("started", json!({})));
-    let mut run = Run { store, rec, flag: &flag, last_progress: Instant::now(), done: 0 };
+    let mut run = Run {
+        store,
+        rec,
+        flag: &flag,
+        last_progress: Instant::now(),
+        done: 0,
+    };
     match run.execute() {
         Ok(rec) => Outcome::Ready(rec),
         Err(Stop::Flag(f)) => Outcome::Stopped(f),
@@ -112,7 +121,10 @@ impl Run<'_> {
     }
 
     fn event(&self, name: &str, data: Value) {
-        if let Err(e) = self.store.add_event(&self.rec.org, self.rec.id, &Event::new(name, data)) {
+        if let Err(e) = self
+            .store
+            .add_event(&self.rec.org, self.rec.id, &Event::new(name, data))
+        {
             tracing::warn!(error = %e, "could not record export event");
         }
     }
@@ -122,17 +134,34 @@ impl Run<'_> {
         let def = self
             .store
             .find_object(&org, &self.rec.object)?
-            .ok_or_else(|| Fault::new(Category::NotFound, "object", "The exported object no longer exists"))?;
+            .ok_or_else(|| {
+                Fault::new(
+                    Category::NotFound,
+                    "object",
+                    "The exported object no longer exists",
+                )
+            })?;
         let cat = self.store.list_objects(&org)?;
         let principal = match self.rec.principal {
-            Some(p) => Some(
-                self.store
-                    .get_account(&org, p)?
-                    .ok_or_else(|| Fault::new(Category::NotFound, "principal", "The principal account no longer exists"))?,
-            ),
+            Some(p) => Some(self.store.get_account(&org, p)?.ok_or_else(|| {
+                Fault::new(
+                    Category::NotFound,
+                    "principal",
+                    "The principal account no longer exists",
+                )
+            })?),
             None => None,
         };
-        let projector = Projector { paths: self.rec.paths.clone(), include: self.rec.include.clone(), principal };
+        let projector = Projector {
+            paths: self.rec.paths.clone(),
+            include: self.rec.include.clone(),
+            expand: self.rec.expand.clone(),
+            principal,
+        };
+        let filter = match &self.rec.where_json {
+            Some(w) => Some(crate::query::parse::parse_where(w, &def)?),
+            None => None,
+        };
         // documents created from now on are not part of this export
         let mark = ObjectId::new();
         let total = self.store.count_docs(&org, &def.name)?;
@@ -148,23 +177,28 @@ impl Run<'_> {
             .compression_method(zip::CompressionMethod::Deflated)
             .compression_level(Some(6))
             .large_file(true);
-        zip.start_file(entry.as_str(), opts).map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
+        zip.start_file(entry.as_str(), opts)
+            .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
 
         self.event("cursor.started", json!({"total": total}));
         let count = match self.rec.format {
             Format::Ndjson => {
                 let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
-                let n = self.each_doc(&def, &cat, &projector, mark, |d| w.write_doc(d))?;
+                let n = self.each_doc(&def, &cat, &projector, filter.as_ref(), mark, |d| {
+                    w.write_doc(d)
+                })?;
                 w.finish().map_err(io_fault)?;
                 n
             }
             Format::Json => {
                 let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
-                let n = self.each_doc(&def, &cat, &projector, mark, |d| w.write_doc(d))?;
+                let n = self.each_doc(&def, &cat, &projector, filter.as_ref(), mark, |d| {
+                    w.write_doc(d)
+                })?;
                 w.finish().map_err(io_fault)?;
                 n
             }
-            Format::Csv => self.csv(&def, &cat, &projector, mark, &mut zip)?,
+            Format::Csv => self.csv(&def, &cat, &projector, filter.as_ref(), mark, &mut zip)?,
         };
         let archive = zip
             .finish()
@@ -172,10 +206,17 @@ impl Run<'_> {
             .into_inner();
         self.check()?;
         let meta = archive.finish()?;
-        let stats = Stats { docs: count, files_count: 0, files_size: 0 };
+        let stats = Stats {
+            docs: count,
+            files_count: 0,
+            files_size: 0,
+        };
         let limit = self.store.get_org(&org)?.and_then(|o| o.storage_limit);
         let filename = format!("{}.zip", self.rec.base_name());
-        match self.store.finish_ready(&org, self.rec.id, &meta, &filename, &stats, limit) {
+        match self
+            .store
+            .finish_ready(&org, self.rec.id, &meta, &filename, &stats, limit)
+        {
             Ok(rec) => Ok(rec),
             Err(f) => {
                 let _ = self.store.remove_blob_data(meta.id);
@@ -190,6 +231,7 @@ impl Run<'_> {
         def: &ObjectDef,
         cat: &[ObjectDef],
         projector: &Projector,
+        filter: Option<&Expr>,
         mark: ObjectId,
         mut write: F,
     ) -> std::result::Result<u64, Stop>
@@ -197,6 +239,8 @@ impl Run<'_> {
         F: FnMut(&Map<String, Value>) -> std::io::Result<()>,
     {
         let org = self.rec.org.clone();
+        let store = self.store.clone();
+        let mut lookup = StoreLookup::new(&store, &org, projector.principal.as_ref());
         let mut count = 0u64;
         let mut seen = 0u64;
         for d in self.store.iter_docs(&org, &def.name, false) {
@@ -209,10 +253,10 @@ impl Run<'_> {
                 self.done = seen;
                 self.check()?;
             }
-            if !projector.readable(def, &d) {
+            if !projector.readable(def, &d) || filter.is_some_and(|e| !matches(e, &d)) {
                 continue;
             }
-            write(&projector.project(def, &d, cat)).map_err(io_fault)?;
+            write(&projector.project(def, &d, cat, &mut lookup)).map_err(io_fault)?;
             count += 1;
         }
         self.done = seen;
@@ -227,6 +271,7 @@ impl Run<'_> {
         def: &ObjectDef,
         cat: &[ObjectDef],
         projector: &Projector,
+        filter: Option<&Expr>,
         mark: ObjectId,
         out: &mut W,
     ) -> std::result::Result<u64, Stop> {
@@ -234,7 +279,7 @@ impl Run<'_> {
         let org = self.rec.org.clone();
         let mut spill = BufWriter::with_capacity(BUF, store.blob_writer(&org, BlobKind::Spill)?);
         let mut columns = Columns::default();
-        let count = self.each_doc(def, cat, projector, mark, |d| {
+        let count = self.each_doc(def, cat, projector, filter, mark, |d| {
             columns.add(d);
             crate::export::formats::write_json(&mut spill, d)?;
             spill.write_all(b"\n")
@@ -248,13 +293,17 @@ impl Run<'_> {
             self.event("csv.started", json!({"columns": columns.len()}));
             let reader = store.blob_reader(&org, spill_id)?;
             let lines = BufReader::with_capacity(BUF, BlobStream::new(reader));
-            let mut w = CsvWriter::new(BufWriter::with_capacity(BUF, out), columns, self.rec.csv_escape_formulas)
-                .map_err(io_fault)?;
+            let mut w = CsvWriter::new(
+                BufWriter::with_capacity(BUF, out),
+                columns,
+                self.rec.csv_escape_formulas,
+            )
+            .map_err(io_fault)?;
             let mut n = 0u64;
             for line in lines.lines() {
                 let line = line.map_err(io_fault)?;
-                let doc: Map<String, Value> =
-                    serde_json::from_str(&line).map_err(|e| Stop::Fault(Fault::internal("spill is unreadable", e)))?;
+                let doc: Map<String, Value> = serde_json::from_str(&line)
+                    .map_err(|e| Stop::Fault(Fault::internal("spill is unreadable", e)))?;
                 w.write_doc(&doc).map_err(io_fault)?;
                 n += 1;
                 if n % CHECK_EVERY == 0 {
@@ -281,7 +330,12 @@ pub struct BlobStream {
 
 impl BlobStream {
     pub fn new(reader: BlobReader) -> Self {
-        BlobStream { reader, next: 0, buf: Vec::new(), pos: 0 }
+        BlobStream {
+            reader,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 }
 
@@ -291,7 +345,10 @@ impl Read for BlobStream {
             if self.next >= self.reader.meta.segments {
                 return Ok(0);
             }
-            self.buf = self.reader.segment(self.next).map_err(|f| std::io::Error::other(f.to_string()))?;
+            self.buf = self
+                .reader
+                .segment(self.next)
+                .map_err(|f| std::io::Error::other(f.to_string()))?;
             self.next += 1;
             self.pos = 0;
         }

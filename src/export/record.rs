@@ -146,7 +146,9 @@ pub struct ExportRecord {
 
 impl ExportRecord {
     pub fn fault(&self) -> Option<Fault> {
-        self.fault.as_deref().and_then(|f| serde_json::from_str(f).ok())
+        self.fault
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
     }
 
     /// `export-<created, ':' → '_'>`

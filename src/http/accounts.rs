@@ -28,7 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(org_create_account)),
         )
         .route("/{org}/v2/accounts/{id}", web::get().to(get_account))
-        .route("/{org}/v2/accounts/{id}/tokens", web::post().to(org_issue_token))
+        .route(
+            "/{org}/v2/accounts/{id}/tokens",
+            web::post().to(org_issue_token),
+        )
         .route(
             "/{org}/v2/accounts/{id}/tokens/{token}",
             web::delete().to(org_revoke_token),
@@ -69,14 +72,31 @@ pub async fn create_account(state: &web::Data<AppState>, org: &str, body: Value)
     }
     if let Some(p) = &password {
         if p.chars().count() < passwords::MIN_LEN {
-            faults.bad("password", format!("password must be at least {} characters", passwords::MIN_LEN));
+            faults.bad(
+                "password",
+                format!(
+                    "password must be at least {} characters",
+                    passwords::MIN_LEN
+                ),
+            );
         }
     }
     let mut clean_roles = Vec::new();
-    for (i, r) in roles.unwrap_or_else(|| vec!["user".into()]).into_iter().enumerate() {
-        let r = if r == ADMIN_ROLE_ID.to_hex() { ADMIN_ROLE.to_string() } else { r };
+    for (i, r) in roles
+        .unwrap_or_else(|| vec!["user".into()])
+        .into_iter()
+        .enumerate()
+    {
+        let r = if r == ADMIN_ROLE_ID.to_hex() {
+            ADMIN_ROLE.to_string()
+        } else {
+            r
+        };
         if !role_re().is_match(&r) {
-            faults.bad(&format!("roles[{i}]"), "a role is a name of letters, digits, _ and -");
+            faults.bad(
+                &format!("roles[{i}]"),
+                "a role is a name of letters, digits, _ and -",
+            );
         } else if !clean_roles.contains(&r) {
             clean_roles.push(r);
         }
@@ -114,7 +134,11 @@ pub async fn create_account(state: &web::Data<AppState>, org: &str, body: Value)
     Ok(v)
 }
 
-pub async fn issue_token(state: &web::Data<AppState>, org: &str, account: ObjectId) -> Result<Value> {
+pub async fn issue_token(
+    state: &web::Data<AppState>,
+    org: &str,
+    account: ObjectId,
+) -> Result<Value> {
     let store = state.store.clone();
     let org = org.to_string();
     let token = new_token();
@@ -133,18 +157,31 @@ pub async fn issue_token(state: &web::Data<AppState>, org: &str, account: Object
         Ok(rec)
     })
     .await?;
-    Ok(json!({"object": "token", "_id": rec.id, "account": account, "token": token, "created": rec.created}))
+    Ok(
+        json!({"object": "token", "_id": rec.id, "account": account, "token": token, "created": rec.created}),
+    )
 }
 
-pub async fn revoke_token(state: &web::Data<AppState>, org: &str, account: ObjectId, token: ObjectId) -> Result<()> {
+pub async fn revoke_token(
+    state: &web::Data<AppState>,
+    org: &str,
+    account: ObjectId,
+    token: ObjectId,
+) -> Result<()> {
     let store = state.store.clone();
     let org = org.to_string();
     blocking(move || store.revoke_token(&org, account, token)).await
 }
 
-async fn org_create_account(caller: OrgCaller, state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse> {
+async fn org_create_account(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
-    Ok(created(create_account(&state, &caller.org.code, body.0).await?))
+    Ok(created(
+        create_account(&state, &caller.org.code, body.0).await?,
+    ))
 }
 
 async fn list_accounts(
@@ -159,7 +196,13 @@ async fn list_accounts(
     let code = caller.org.code.clone();
     let all = blocking(move || store.list_accounts(&code)).await?;
     let total = all.len() as u64;
-    let items = all.iter().rev().skip(p.skip).take(p.limit + 1).map(|a| a.to_json()).collect();
+    let items = all
+        .iter()
+        .rev()
+        .skip(p.skip)
+        .take(p.limit + 1)
+        .map(|a| a.to_json())
+        .collect();
     Ok(list(items, p, p.total.then_some(total)))
 }
 
@@ -172,16 +215,29 @@ fn self_or_admin(caller: &OrgCaller, id: ObjectId) -> Result<()> {
     }
 }
 
-async fn get_account(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn get_account(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     let id = parse_id(&path.1, "account")?;
     self_or_admin(&caller, id)?;
     let store = state.store.clone();
     let code = caller.org.code.clone();
-    let a = blocking(move || store.get_account(&code, id)?.ok_or_else(|| Fault::not_found("account"))).await?;
+    let a = blocking(move || {
+        store
+            .get_account(&code, id)?
+            .ok_or_else(|| Fault::not_found("account"))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(a.to_json()))
 }
 
-async fn org_issue_token(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn org_issue_token(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     let id = parse_id(&path.1, "account")?;
     self_or_admin(&caller, id)?;
     Ok(created(issue_token(&state, &caller.org.code, id).await?))
@@ -238,7 +294,11 @@ fn note_failure(key: (String, String)) {
     e.0 += 1;
 }
 
-async fn login(state: web::Data<AppState>, path: web::Path<String>, body: JsonBody) -> Result<HttpResponse> {
+async fn login(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let org = path.into_inner();
     let mut faults = Faults::default();
     let Some(mut f) = Fields::from_value(body.0, "", &mut faults) else {
@@ -251,7 +311,11 @@ async fn login(state: web::Data<AppState>, path: web::Path<String>, body: JsonBo
     let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
     let tkey = (org.clone(), email.to_ascii_lowercase());
     if throttled(&tkey) {
-        return Err(Fault::new(Category::Throttled, "login", "Too many failed sign-ins; try again later"));
+        return Err(Fault::new(
+            Category::Throttled,
+            "login",
+            "Too many failed sign-ins; try again later",
+        ));
     }
     let store = state.store.clone();
     let (o2, e2) = (org.clone(), email.clone());
@@ -261,13 +325,19 @@ async fn login(state: web::Data<AppState>, path: web::Path<String>, body: JsonBo
             None => None,
         };
         let hash = acct.as_ref().and_then(|a| a.password_hash.clone());
-        let ok = passwords::verify(&password, hash.as_deref().unwrap_or(passwords::dummy_hash()));
+        let ok = passwords::verify(
+            &password,
+            hash.as_deref().unwrap_or(passwords::dummy_hash()),
+        );
         Ok(acct.filter(|_| ok && hash.is_some()))
     })
     .await?;
     let Some(acct) = acct else {
         note_failure(tkey);
-        return Err(Fault::unauthorized("invalidCredentials", "Invalid email or password"));
+        return Err(Fault::unauthorized(
+            "invalidCredentials",
+            "Invalid email or password",
+        ));
     };
     let sid = random_hex(32);
     let csrf = random_hex(16);
@@ -294,7 +364,11 @@ async fn login(state: web::Data<AppState>, path: web::Path<String>, body: JsonBo
         .json(v))
 }
 
-async fn logout(req: HttpRequest, caller: OrgCaller, state: web::Data<AppState>) -> Result<HttpResponse> {
+async fn logout(
+    req: HttpRequest,
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
     if let Some(c) = req.cookie(SESSION_COOKIE) {
         let h = sha256(c.value().as_bytes());
         let store = state.store.clone();
@@ -306,5 +380,7 @@ async fn logout(req: HttpRequest, caller: OrgCaller, state: web::Data<AppState>)
         .same_site(SameSite::Strict)
         .finish();
     gone.make_removal();
-    Ok(HttpResponse::Ok().cookie(gone).json(json!({"object": "result", "data": true})))
+    Ok(HttpResponse::Ok()
+        .cookie(gone)
+        .json(json!({"object": "result", "data": true})))
 }

@@ -15,7 +15,13 @@ pub fn content_type(req: &HttpRequest) -> String {
     req.headers()
         .get("Content-Type")
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -27,20 +33,22 @@ pub fn content_length(req: &HttpRequest) -> Option<u64> {
 }
 
 pub fn wrong_type(expected: &str) -> Fault {
-    Fault::invalid(
-        "contentType",
-        format!("Content-Type must be {expected}"),
-    )
+    Fault::invalid("contentType", format!("Content-Type must be {expected}"))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
-pub async fn read_limited(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<Vec<u8>> {
+pub async fn read_limited(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<Vec<u8>> {
     if content_length(req).is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit as u64));
     }
     let mut buf = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Fault::invalid("body", format!("Could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| Fault::invalid("body", format!("Could not read the body: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit as u64));
         }
@@ -50,12 +58,17 @@ pub async fn read_limited(req: &HttpRequest, payload: &mut Payload, limit: usize
 }
 
 pub fn too_large(limit: u64) -> Fault {
-    Fault::too_large(format!("The request body is larger than the limit of {limit} bytes"))
+    Fault::too_large(format!(
+        "The request body is larger than the limit of {limit} bytes"
+    ))
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Fault::invalid("json", "The request body is empty; a JSON value is required"));
+        return Err(Fault::invalid(
+            "json",
+            "The request body is empty; a JSON value is required",
+        ));
     }
     serde_json::from_slice(bytes)
         .map_err(|e| Fault::invalid("json", format!("Malformed JSON: {e}")))

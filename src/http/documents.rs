@@ -4,12 +4,18 @@
 use crate::app::AppState;
 use crate::auth::OrgCaller;
 use crate::fault::{Category, Fault, Result};
-use crate::http::body::{content_length, content_type, parse_json, read_limited, too_large, wrong_type};
+use crate::http::body::{
+    content_length, content_type, parse_json, read_limited, too_large, wrong_type,
+};
 use crate::http::{Paging, created, list, only_params, parse_id, result};
 use crate::model::acl;
 use crate::model::document::{StoredDoc, collect_blobs, default_view, new_doc, patch_doc, render};
 use crate::model::schema::ObjectDef;
-use crate::store::data::StoreRefs;
+use crate::query::Projector;
+use crate::query::matcher::{matches, sort_cmp, sort_value};
+use crate::query::parse::{parse_sort, parse_where};
+use crate::query::projection::{check_expand, check_path};
+use crate::store::data::{StoreLookup, StoreRefs};
 use crate::store::{Store, blocking};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -37,30 +43,46 @@ const MAX_REPORTED_FAULTS: usize = 1000;
 
 /// The definition behind a plural (or singular) name in the path.
 pub fn object_def(store: &Store, org: &str, plural: &str) -> Result<ObjectDef> {
-    store
-        .find_object(org, plural)?
-        .ok_or_else(|| Fault::new(Category::NotFound, "object", format!("Object {plural} was not found")))
+    store.find_object(org, plural)?.ok_or_else(|| {
+        Fault::new(
+            Category::NotFound,
+            "object",
+            format!("Object {plural} was not found"),
+        )
+    })
 }
 
-/// `include` as a comma-separated or repeated parameter.
-fn include_param(q: &HashMap<String, String>) -> Vec<String> {
-    q.get("include")
-        .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+/// A comma-separated list parameter (`include`, `paths`, `expand`).
+fn list_param(q: &HashMap<String, String>, name: &str) -> Vec<String> {
+    q.get(name)
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-fn refuse_query_engine(q: &HashMap<String, String>) -> Result<()> {
-    for k in ["where", "paths", "expand", "sort"] {
-        if q.contains_key(k) {
-            return Err(Fault::new(
-                Category::UnsupportedOperation,
-                "queryEngine",
-                format!("{k} is not supported on document lists yet"),
-            )
-            .at(k));
+/// Builds the projector of `paths`/`include` for a request, validating each path.
+fn projector(q: &HashMap<String, String>, def: &ObjectDef, cat: &[ObjectDef]) -> Result<Projector> {
+    let mut pr = Projector {
+        paths: list_param(q, "paths"),
+        include: list_param(q, "include"),
+        ..Default::default()
+    };
+    for (name, list) in [("paths", &pr.paths), ("include", &pr.include)] {
+        for (i, p) in list.iter().enumerate() {
+            check_path(def, p, cat)
+                .map_err(|m| Fault::invalid(name, m).at(format!("{name}[{i}]")))?;
         }
     }
-    Ok(())
+    pr.expand = list_param(q, "expand");
+    for (i, p) in pr.expand.iter().enumerate() {
+        check_expand(def, p, cat)
+            .map_err(|m| Fault::invalid("expand", m).at(format!("expand[{i}]")))?;
+    }
+    Ok(pr)
 }
 
 pub fn view(def: &ObjectDef, doc: &StoredDoc, cat: &[ObjectDef], include: &[String]) -> Value {
@@ -73,31 +95,91 @@ async fn list_docs(
     path: web::Path<(String, String)>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse> {
-    only_params(&q, &["limit", "skip", "total", "include", "where", "paths", "expand", "sort"])?;
-    refuse_query_engine(&q)?;
+    only_params(
+        &q,
+        &[
+            "limit", "skip", "total", "include", "where", "paths", "expand", "sort",
+        ],
+    )?;
     let p = Paging::from_query(&q)?;
-    let include = include_param(&q);
     let store = state.store.clone();
     let org = caller.org.code.clone();
     let (items, total) = blocking(move || {
         let def = object_def(&store, &org, &path.1)?;
         let cat = store.list_objects(&org)?;
-        let readable = |d: &StoredDoc| acl::can_read(&def, d, &caller.account);
-        let mut items = Vec::new();
+        let pr = projector(&q, &def, &cat)?;
+        let filter = match q.get("where") {
+            Some(w) => Some(parse_where(w, &def)?),
+            None => None,
+        };
+        let sort = match q.get("sort") {
+            Some(s) => parse_sort(s, &def)?,
+            None => Vec::new(),
+        };
+        let wanted = |d: &StoredDoc| {
+            acl::can_read(&def, d, &caller.account) && filter.as_ref().is_none_or(|e| matches(e, d))
+        };
+        let mut lookup = StoreLookup::new(&store, &org, Some(&caller.account));
         let mut total = 0u64;
-        let mut seen = 0usize;
-        for d in store.iter_docs(&org, &def.name, true) {
-            let d = d?;
-            if !readable(&d) {
-                continue;
+        let mut items = Vec::new();
+        if sort.is_empty() {
+            for d in store.iter_docs(&org, &def.name, true) {
+                let d = d?;
+                if !wanted(&d) {
+                    continue;
+                }
+                if total as usize >= p.skip && items.len() <= p.limit {
+                    items.push(Value::Object(pr.project(
+                        &def,
+                        &d,
+                        cat.as_slice(),
+                        &mut lookup,
+                    )));
+                }
+                total += 1;
+                if !p.total && items.len() > p.limit {
+                    break;
+                }
             }
-            if seen >= p.skip && items.len() <= p.limit {
-                items.push(view(&def, &d, &cat, &include));
+        } else {
+            // keep the best skip+limit+1 by the sort keys, then project those
+            let keep = p.skip + p.limit + 1;
+            let key = |d: &StoredDoc| {
+                sort.iter()
+                    .map(|k| sort_value(d, &k.field))
+                    .collect::<Vec<_>>()
+            };
+            let order = |a: &(Vec<Value>, StoredDoc), b: &(Vec<Value>, StoredDoc)| {
+                for (i, k) in sort.iter().enumerate() {
+                    let o = sort_cmp(&a.0[i], &b.0[i]);
+                    let o = if k.descending { o.reverse() } else { o };
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+                b.1.id.cmp(&a.1.id)
+            };
+            let mut best: Vec<(Vec<Value>, StoredDoc)> = Vec::new();
+            for d in store.iter_docs(&org, &def.name, true) {
+                let d = d?;
+                if !wanted(&d) {
+                    continue;
+                }
+                total += 1;
+                best.push((key(&d), d));
+                if best.len() >= keep * 2 {
+                    best.sort_by(order);
+                    best.truncate(keep);
+                }
             }
-            seen += 1;
-            total += 1;
-            if !p.total && items.len() > p.limit {
-                break;
+            best.sort_by(order);
+            for (_, d) in best.into_iter().skip(p.skip).take(p.limit + 1) {
+                items.push(Value::Object(pr.project(
+                    &def,
+                    &d,
+                    cat.as_slice(),
+                    &mut lookup,
+                )));
             }
         }
         Ok((items, total))
@@ -113,8 +195,6 @@ async fn get_doc(
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse> {
     only_params(&q, &["include", "paths", "expand"])?;
-    refuse_query_engine(&q)?;
-    let include = include_param(&q);
     let (_, plural, id) = path.into_inner();
     let store = state.store.clone();
     let org = caller.org.code.clone();
@@ -126,7 +206,14 @@ async fn get_doc(
             .filter(|d| acl::can_read(&def, d, &caller.account))
             .ok_or_else(|| Fault::not_found("document"))?;
         let cat = store.list_objects(&org)?;
-        Ok(view(&def, &d, &cat, &include))
+        let pr = projector(&q, &def, &cat)?;
+        let mut lookup = StoreLookup::new(&store, &org, Some(&caller.account));
+        Ok(Value::Object(pr.project(
+            &def,
+            &d,
+            cat.as_slice(),
+            &mut lookup,
+        )))
     })
     .await?;
     Ok(HttpResponse::Ok().json(v))
@@ -149,9 +236,16 @@ async fn patch_doc_route(
             .filter(|d| acl::can_read(&def, d, &caller.account))
             .ok_or_else(|| Fault::not_found("document"))?;
         if !acl::can_update(&def, &d, &caller.account) {
-            return Err(Fault::access_denied("update", "You may not update this document"));
+            return Err(Fault::access_denied(
+                "update",
+                "You may not update this document",
+            ));
         }
-        let mut refs = StoreRefs { store: &store, org: &org, pending: Default::default() };
+        let mut refs = StoreRefs {
+            store: &store,
+            org: &org,
+            pending: Default::default(),
+        };
         let (new, dropped) = patch_doc(&def, &d, body.0, &mut refs)?;
         store.update_doc(&org, &def.name, &new, &dropped)?;
         let cat = store.list_objects(&org)?;
@@ -177,7 +271,10 @@ async fn delete_doc(
             .filter(|d| acl::can_read(&def, d, &caller.account))
             .ok_or_else(|| Fault::not_found("document"))?;
         if !acl::can_delete(&def, &d, &caller.account) {
-            return Err(Fault::access_denied("delete", "You may not delete this document"));
+            return Err(Fault::access_denied(
+                "delete",
+                "You may not delete this document",
+            ));
         }
         let mut blobs = Vec::new();
         for p in &def.properties {
@@ -209,7 +306,11 @@ async fn create_docs(
             let org = caller.org.code.clone();
             let v = blocking(move || {
                 let def = object_def(&store, &org, &plural)?;
-                let mut refs = StoreRefs { store: &store, org: &org, pending: Default::default() };
+                let mut refs = StoreRefs {
+                    store: &store,
+                    org: &org,
+                    pending: Default::default(),
+                };
                 let doc = new_doc(&def, body, caller.account.id, &mut refs)?;
                 store.insert_docs(&org, &def.name, std::slice::from_ref(&doc))?;
                 store.flush()?;
@@ -251,7 +352,10 @@ async fn bulk_insert(
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                cut_short = Some(Fault::invalid("body", format!("Could not read the body: {e}")));
+                cut_short = Some(Fault::invalid(
+                    "body",
+                    format!("Could not read the body: {e}"),
+                ));
                 break;
             }
         };
@@ -272,7 +376,11 @@ async fn bulk_insert(
         let at = out.lines;
         out.faults.push(f.with_index(at));
     }
-    let faults: Vec<Value> = out.faults.iter().map(|f| serde_json::to_value(f).unwrap_or(Value::Null)).collect();
+    let faults: Vec<Value> = out
+        .faults
+        .iter()
+        .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "object": "result",
         "data": {
@@ -298,22 +406,32 @@ fn bulk_worker(
     account: crate::model::ids::ObjectId,
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
 ) -> Result<BulkOutcome> {
-    let mut out = BulkOutcome { ids: Vec::new(), faults: Vec::new(), fault_count: 0, lines: 0 };
+    let mut out = BulkOutcome {
+        ids: Vec::new(),
+        faults: Vec::new(),
+        fault_count: 0,
+        lines: 0,
+    };
     let mut line: Vec<u8> = Vec::new();
     let mut overlong = false;
     let mut batch: Vec<StoredDoc> = Vec::with_capacity(BATCH);
-    let mut refs = StoreRefs { store: &store, org: &org, pending: Default::default() };
-
-    let commit = |batch: &mut Vec<StoredDoc>, refs: &mut StoreRefs, out: &mut BulkOutcome| -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        store.insert_docs(&org, &def.name, batch)?;
-        out.ids.extend(batch.iter().map(|d| d.id.to_hex()));
-        batch.clear();
-        refs.pending.clear();
-        Ok(())
+    let mut refs = StoreRefs {
+        store: &store,
+        org: &org,
+        pending: Default::default(),
     };
+
+    let commit =
+        |batch: &mut Vec<StoredDoc>, refs: &mut StoreRefs, out: &mut BulkOutcome| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            store.insert_docs(&org, &def.name, batch)?;
+            out.ids.extend(batch.iter().map(|d| d.id.to_hex()));
+            batch.clear();
+            refs.pending.clear();
+            Ok(())
+        };
     let fault = |out: &mut BulkOutcome, f: Fault| {
         out.fault_count += 1;
         if out.faults.len() < MAX_REPORTED_FAULTS {
@@ -321,11 +439,20 @@ fn bulk_worker(
         }
     };
 
-    let handle_line = |line: &[u8], overlong: bool, out: &mut BulkOutcome, batch: &mut Vec<StoredDoc>, refs: &mut StoreRefs| -> Result<()> {
+    let handle_line = |line: &[u8],
+                       overlong: bool,
+                       out: &mut BulkOutcome,
+                       batch: &mut Vec<StoredDoc>,
+                       refs: &mut StoreRefs|
+     -> Result<()> {
         let index = out.lines;
         out.lines += 1;
         if overlong {
-            fault(out, Fault::too_large(format!("Line is longer than {MAX_LINE_BYTES} bytes")).with_index(index));
+            fault(
+                out,
+                Fault::too_large(format!("Line is longer than {MAX_LINE_BYTES} bytes"))
+                    .with_index(index),
+            );
             return Ok(());
         }
         let text = line.strip_suffix(b"\r").unwrap_or(line);

@@ -30,9 +30,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_export))
             .route(web::delete().to(delete_export)),
     )
-    .route("/{org}/v2/exports/{id}/cancel", web::post().to(cancel_export))
+    .route(
+        "/{org}/v2/exports/{id}/cancel",
+        web::post().to(cancel_export),
+    )
     .route("/{org}/v2/exports/{id}/dataFile", web::get().to(data_file))
-    .route("/{org}/v2/exports/{id}/dataFile/content", web::get().to(data_content));
+    .route(
+        "/{org}/v2/exports/{id}/dataFile/content",
+        web::get().to(data_content),
+    );
 }
 
 fn export_id(s: &str) -> Result<ObjectId> {
@@ -59,13 +65,23 @@ impl CreateContext for Ctx<'_> {
     fn account_exists(&self, id: ObjectId) -> Result<bool> {
         Ok(self.store.get_account(self.org, id)?.is_some())
     }
+    fn catalog(&self) -> Result<Vec<ObjectDef>> {
+        self.store.list_objects(self.org)
+    }
 }
 
-async fn create_export(caller: OrgCaller, state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse> {
+async fn create_export(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
     let store = state.store.clone();
     let rec = blocking(move || {
-        let ctx = Ctx { store: &store, org: &caller.org.code };
+        let ctx = Ctx {
+            store: &store,
+            org: &caller.org.code,
+        };
         let (mut rec, _def) = parse_create(body.0, &caller.org, caller.account.id, &ctx)?;
         rec.seq = store.next_seq()?;
         store.create_export(&rec, caller.org.storage_limit)?;
@@ -78,26 +94,38 @@ async fn create_export(caller: OrgCaller, state: web::Data<AppState>, body: Json
 
 /// `where` on exports: `state` and `label`, by equality, `$in` (state) or `$regex` (label).
 fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Send>> {
-    let bad = |m: String, p: &str| Fault::invalid("query", m).at(format!("where.{p}").trim_end_matches('.').to_string());
-    let v: Value = serde_json::from_str(where_s).map_err(|e| bad(format!("where is not valid JSON: {e}"), ""))?;
-    let Value::Object(m) = v else { return Err(bad("where must be a JSON object".into(), "")) };
+    let bad = |m: String, p: &str| {
+        Fault::invalid("query", m).at(format!("where.{p}").trim_end_matches('.').to_string())
+    };
+    let v: Value = serde_json::from_str(where_s)
+        .map_err(|e| bad(format!("where is not valid JSON: {e}"), ""))?;
+    let Value::Object(m) = v else {
+        return Err(bad("where must be a JSON object".into(), ""));
+    };
     let mut tests: Vec<Box<dyn Fn(&ExportRecord) -> bool + Send>> = Vec::new();
     for (k, cond) in m {
         match (k.as_str(), cond) {
             ("state", Value::String(s)) => {
-                let st = State::parse(&s).ok_or_else(|| bad(format!("Unknown state {s}"), "state"))?;
+                let st =
+                    State::parse(&s).ok_or_else(|| bad(format!("Unknown state {s}"), "state"))?;
                 tests.push(Box::new(move |r| r.state == st));
             }
             ("state", Value::Object(o)) => {
                 let Some(Value::Array(items)) = o.get("$in") else {
-                    return Err(bad("state accepts a string or {\"$in\": [...]}".into(), "state"));
+                    return Err(bad(
+                        "state accepts a string or {\"$in\": [...]}".into(),
+                        "state",
+                    ));
                 };
                 if o.len() != 1 {
                     return Err(bad("Only $in is supported on state".into(), "state"));
                 }
                 let mut states = Vec::new();
                 for it in items {
-                    let st = it.as_str().and_then(State::parse).ok_or_else(|| bad("Unknown state".into(), "state.$in"))?;
+                    let st = it
+                        .as_str()
+                        .and_then(State::parse)
+                        .ok_or_else(|| bad("Unknown state".into(), "state.$in"))?;
                     states.push(st);
                 }
                 tests.push(Box::new(move |r| states.contains(&r.state)));
@@ -105,8 +133,15 @@ fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Se
             ("label", Value::String(s)) => tests.push(Box::new(move |r| r.label == s)),
             ("label", Value::Object(o)) => {
                 let re = match (o.get("$regex"), o.len()) {
-                    (Some(Value::String(p)), 1) => parse_regex(p).map_err(|m| bad(m, "label.$regex"))?,
-                    _ => return Err(bad("label accepts a string or {\"$regex\": \"/.../\"}".into(), "label")),
+                    (Some(Value::String(p)), 1) => {
+                        parse_regex(p).map_err(|m| bad(m, "label.$regex"))?
+                    }
+                    _ => {
+                        return Err(bad(
+                            "label accepts a string or {\"$regex\": \"/.../\"}".into(),
+                            "label",
+                        ));
+                    }
                 };
                 tests.push(Box::new(move |r| re.is_match(&r.label)));
             }
@@ -118,7 +153,9 @@ fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Se
 
 /// `/pattern/flags` with flags from `imsx`.
 pub fn parse_regex(s: &str) -> std::result::Result<Regex, String> {
-    let body = s.strip_prefix('/').ok_or("A regex is written /pattern/flags")?;
+    let body = s
+        .strip_prefix('/')
+        .ok_or("A regex is written /pattern/flags")?;
     let end = body.rfind('/').ok_or("A regex is written /pattern/flags")?;
     let (pat, flags) = (&body[..end], &body[end + 1..]);
     if pat.is_empty() || s.len() > 255 {
@@ -134,7 +171,9 @@ pub fn parse_regex(s: &str) -> std::result::Result<Regex, String> {
             _ => return Err(format!("Unknown regex flag {f}")),
         };
     }
-    b.size_limit(1 << 20).build().map_err(|e| format!("Invalid regex: {e}"))
+    b.size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("Invalid regex: {e}"))
 }
 
 async fn list_exports(
@@ -185,7 +224,9 @@ async fn get_export(
     let with_events = match q.get("include").map(|s| s.as_str()) {
         None => false,
         Some("events") => true,
-        Some(_) => return Err(Fault::invalid("include", "include accepts only events").at("include")),
+        Some(_) => {
+            return Err(Fault::invalid("include", "include accepts only events").at("include"));
+        }
     };
     let id = export_id(&path.1)?;
     let store = state.store.clone();
@@ -194,7 +235,13 @@ async fn get_export(
         let r = load(&store, &org, id)?;
         let mut v = r.to_json();
         if with_events {
-            v["events"] = Value::Array(store.events(&org, id)?.iter().map(|e| e.to_json()).collect());
+            v["events"] = Value::Array(
+                store
+                    .events(&org, id)?
+                    .iter()
+                    .map(|e| e.to_json())
+                    .collect(),
+            );
         }
         Ok(v)
     })
@@ -202,26 +249,47 @@ async fn get_export(
     Ok(HttpResponse::Ok().json(v))
 }
 
-async fn delete_export(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn delete_export(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
     let (store, org) = (state.store.clone(), caller.org.code.clone());
     blocking(move || load(&store, &org, id).map(|_| ())).await?;
-    state.exports.stop(id, STOP_DELETE, Duration::from_secs(5)).await;
+    state
+        .exports
+        .stop(id, STOP_DELETE, Duration::from_secs(5))
+        .await;
     let (store, org) = (state.store.clone(), caller.org.code.clone());
     blocking(move || store.delete_export(&org, id)).await?;
     Ok(result(Value::Bool(true)))
 }
 
-async fn cancel_export(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn cancel_export(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
     let (store, org) = (state.store.clone(), caller.org.code.clone());
     let rec = blocking(move || load(&store, &org, id)).await?;
     if !matches!(rec.state, State::Pending | State::Running) {
-        return Err(Fault::conflict("state", format!("An export in state {} cannot be cancelled", rec.state.name())));
+        return Err(Fault::conflict(
+            "state",
+            format!(
+                "An export in state {} cannot be cancelled",
+                rec.state.name()
+            ),
+        ));
     }
-    if !state.exports.stop(id, STOP_CANCEL, Duration::from_secs(5)).await {
+    if !state
+        .exports
+        .stop(id, STOP_CANCEL, Duration::from_secs(5))
+        .await
+    {
         // not running: cancel it in place (the exporter skips it)
         let (store, org) = (state.store.clone(), caller.org.code.clone());
         blocking(move || {
@@ -236,7 +304,10 @@ async fn cancel_export(caller: OrgCaller, state: web::Data<AppState>, path: web:
     let rec = blocking(move || load(&store, &org, id)).await?;
     if !matches!(rec.state, State::Error) {
         // it finished in the meantime
-        return Err(Fault::conflict("state", format!("The export ended in state {} first", rec.state.name())));
+        return Err(Fault::conflict(
+            "state",
+            format!("The export ended in state {} first", rec.state.name()),
+        ));
     }
     Ok(HttpResponse::Ok().json(rec.to_json()))
 }
@@ -248,11 +319,19 @@ fn not_ready(rec: &ExportRecord) -> Result<HttpResponse> {
             "mediaNotReady",
             "The export's data file is not ready yet",
         ))),
-        _ => Err(Fault::new(Category::NotFound, "dataFile", "The export failed and has no data file")),
+        _ => Err(Fault::new(
+            Category::NotFound,
+            "dataFile",
+            "The export failed and has no data file",
+        )),
     }
 }
 
-async fn data_file(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn data_file(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
     let (store, org) = (state.store.clone(), caller.org.code.clone());
@@ -276,15 +355,38 @@ async fn data_content(
     let Some(df) = rec.data_file.clone().filter(|_| rec.state == State::Ready) else {
         return not_ready(&rec);
     };
-    let resp = serve_blob(&req, state.store.clone(), caller.org.code.clone(), df.blob, "application/zip", &df.filename).await?;
-    let range = req.headers().get("Range").and_then(|v| v.to_str().ok()).map(String::from);
-    let (store, org, by) = (state.store.clone(), caller.org.code.clone(), caller.account.id);
+    let resp = serve_blob(
+        &req,
+        state.store.clone(),
+        caller.org.code.clone(),
+        df.blob,
+        "application/zip",
+        &df.filename,
+    )
+    .await?;
+    let range = req
+        .headers()
+        .get("Range")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let (store, org, by) = (
+        state.store.clone(),
+        caller.org.code.clone(),
+        caller.account.id,
+    );
     let status = resp.status().as_u16();
     if !matches!(status, 200 | 206) {
         return Ok(resp);
     }
     blocking(move || {
-        store.add_event(&org, id, &Event::new("downloaded", json!({"by": by, "range": range, "status": status})))
+        store.add_event(
+            &org,
+            id,
+            &Event::new(
+                "downloaded",
+                json!({"by": by, "range": range, "status": status}),
+            ),
+        )
     })
     .await?;
     Ok(resp)

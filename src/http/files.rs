@@ -33,7 +33,13 @@ fn tail_parts(tail: &str) -> Vec<&str> {
 fn clean_filename(s: &str) -> String {
     let c: String = s
         .chars()
-        .map(|c| if c.is_control() || matches!(c, '/' | '\\' | '"') { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | '"') {
+                '_'
+            } else {
+                c
+            }
+        })
         .take(255)
         .collect();
     let c = c.trim().trim_start_matches('.').to_string();
@@ -53,7 +59,10 @@ fn clean_mime(req: &HttpRequest) -> Result<String> {
     if ok {
         Ok(raw.to_string())
     } else {
-        Err(Fault::invalid("contentType", "Content-Type is not a valid mime type"))
+        Err(Fault::invalid(
+            "contentType",
+            "Content-Type is not a valid mime type",
+        ))
     }
 }
 
@@ -85,7 +94,10 @@ async fn upload(
             .filter(|d| acl::can_read(&def, d, &acct))
             .ok_or_else(|| Fault::not_found("document"))?;
         if !acl::can_update(&def, &doc, &acct) {
-            return Err(Fault::access_denied("update", "You may not update this document"));
+            return Err(Fault::access_denied(
+                "update",
+                "You may not update this document",
+            ));
         }
         let loc = files::resolve(&def, &tail_parts(&tail2))?;
         // the element or index must exist before bytes are accepted
@@ -121,13 +133,18 @@ async fn upload(
                 }
             }
             Err(e) => {
-                read_error = Some(Fault::invalid("body", format!("Could not read the body: {e}")));
+                read_error = Some(Fault::invalid(
+                    "body",
+                    format!("Could not read the body: {e}"),
+                ));
                 break;
             }
         }
     }
     drop(tx);
-    let written = writer.await.map_err(|e| Fault::internal("upload worker failed", e))?;
+    let written = writer
+        .await
+        .map_err(|e| Fault::internal("upload worker failed", e))?;
     let meta = match (read_error, written) {
         (Some(f), Ok(meta)) => {
             let s = store.clone();
@@ -141,7 +158,9 @@ async fn upload(
     let limit = org.storage_limit;
     let blob_id = meta.id;
     let facet = blocking(move || {
-        let result = attach(&store, &o4, &def, doc_id, &loc, &meta, &mime, &filename, limit);
+        let result = attach(
+            &store, &o4, &def, doc_id, &loc, &meta, &mime, &filename, limit,
+        );
         if result.is_err() {
             let _ = store.remove_blob_data(blob_id);
         }
@@ -199,9 +218,9 @@ fn facet_path(
                 None => Some(props),
                 Some((dp, None)) => props.get(dp).and_then(|v| v.as_object()),
                 Some((dp, Some(e))) => props.get(dp).and_then(|v| v.as_array()).and_then(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_object())
-                        .find(|x| x.get("_id").and_then(|i| i.as_str()) == Some(e.to_hex().as_str()))
+                    a.iter().filter_map(|x| x.as_object()).find(|x| {
+                        x.get("_id").and_then(|i| i.as_str()) == Some(e.to_hex().as_str())
+                    })
                 }),
             };
             holder
@@ -233,15 +252,26 @@ async fn download(
             .filter(|d| acl::can_read(&def, d, &caller.account))
             .ok_or_else(|| Fault::not_found("document"))?;
         let loc = files::resolve(&def, &tail_parts(&tail))?;
-        if def.prop_path(&loc.prop).is_some_and(|p| p.read_level() > acl::level(&def, &doc, &caller.account)) {
+        if def
+            .prop_path(&loc.prop)
+            .is_some_and(|p| p.read_level() > acl::level(&def, &doc, &caller.account))
+        {
             return Err(Fault::not_found("file"));
         }
         files::get(&doc.props, &loc).ok_or_else(|| Fault::not_found("file"))
     })
     .await?;
     let blob = files::blob_of(&facet).ok_or_else(|| Fault::not_found("file"))?;
-    let mime = facet.get("mime").and_then(|m| m.as_str()).unwrap_or("application/octet-stream").to_string();
-    let filename = facet.get("filename").and_then(|m| m.as_str()).unwrap_or("file").to_string();
+    let mime = facet
+        .get("mime")
+        .and_then(|m| m.as_str())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let filename = facet
+        .get("filename")
+        .and_then(|m| m.as_str())
+        .unwrap_or("file")
+        .to_string();
     serve_blob(&req, store, org, blob, &mime, &filename).await
 }
 
@@ -254,12 +284,18 @@ pub enum RangeReq {
 }
 
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
-    let Some(h) = header else { return RangeReq::Full };
-    let Some(spec) = h.trim().strip_prefix("bytes=") else { return RangeReq::Full };
+    let Some(h) = header else {
+        return RangeReq::Full;
+    };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return RangeReq::Full;
+    };
     if spec.contains(',') {
         return RangeReq::Full; // several ranges: serve the whole entity
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Unsatisfiable };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Unsatisfiable;
+    };
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
         match b.parse::<u64>() {
@@ -267,7 +303,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
             Ok(n) => (size.saturating_sub(n), size),
         }
     } else {
-        let Ok(start) = a.parse::<u64>() else { return RangeReq::Unsatisfiable };
+        let Ok(start) = a.parse::<u64>() else {
+            return RangeReq::Unsatisfiable;
+        };
         let end = if b.is_empty() {
             size
         } else {
@@ -297,17 +335,29 @@ pub async fn serve_blob(
     let reader = Arc::new(blocking(move || store.blob_reader(&org, blob)).await?);
     let size = reader.meta.size;
     let etag = format!("\"{}\"", reader.meta.sha256);
-    let inm = req.headers().get("If-None-Match").and_then(|v| v.to_str().ok());
+    let inm = req
+        .headers()
+        .get("If-None-Match")
+        .and_then(|v| v.to_str().ok());
     if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
-        return Ok(HttpResponse::NotModified().insert_header(("ETag", etag)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header(("ETag", etag))
+            .finish());
     }
-    let range = parse_range(req.headers().get("Range").and_then(|v| v.to_str().ok()), size);
+    let range = parse_range(
+        req.headers().get("Range").and_then(|v| v.to_str().ok()),
+        size,
+    );
     let (status, start, end) = match range {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
         RangeReq::Unsatisfiable => {
-            let mut f = Fault::new(Category::InvalidArgument, "range", "The requested range is not satisfiable")
-                .at("Range");
+            let mut f = Fault::new(
+                Category::InvalidArgument,
+                "range",
+                "The requested range is not satisfiable",
+            )
+            .at("Range");
             f.status = 416;
             let mut r = actix_web::ResponseError::error_response(&f);
             r.headers_mut().insert(
@@ -319,7 +369,11 @@ pub async fn serve_blob(
     };
     let seg = crate::crypto::SEGMENT_LEN as u64;
     let first = (start / seg) as u32;
-    let last = if end == 0 { 0 } else { ((end - 1) / seg) as u32 };
+    let last = if end == 0 {
+        0
+    } else {
+        ((end - 1) / seg) as u32
+    };
     // the first segment is read before the headers go out, so a damaged blob is a fault
     let r1 = reader.clone();
     let head = if end > start {
@@ -338,7 +392,10 @@ pub async fn serve_blob(
                     .map_err(actix_web::Error::from)
             }
         });
-    let body = futures_util::stream::once(std::future::ready(Ok::<_, actix_web::Error>(bytes::Bytes::from(head)))).chain(rest);
+    let body = futures_util::stream::once(std::future::ready(Ok::<_, actix_web::Error>(
+        bytes::Bytes::from(head),
+    )))
+    .chain(rest);
     let mut resp = HttpResponse::build(status);
     resp.insert_header(("Content-Type", mime))
         .insert_header(("ETag", etag))
@@ -349,7 +406,10 @@ pub async fn serve_blob(
         ))
         .no_chunking(end - start);
     if status == StatusCode::PARTIAL_CONTENT {
-        resp.insert_header(("Content-Range", format!("bytes {}-{}/{}", start, end - 1, size)));
+        resp.insert_header((
+            "Content-Range",
+            format!("bytes {}-{}/{}", start, end - 1, size),
+        ));
     }
     Ok(resp.streaming(body))
 }

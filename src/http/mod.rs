@@ -26,12 +26,14 @@ use std::panic::AssertUnwindSafe;
 pub fn app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                Fault::invalid("path", e.to_string()).into()
-            }))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                Fault::invalid("query", e.to_string()).into()
-            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| Fault::invalid("path", e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| Fault::invalid("query", e.to_string()).into()),
+            )
             .configure(health::configure)
             .configure(sys::configure)
             .configure(accounts::configure)
@@ -84,7 +86,12 @@ async fn guard(
     let out = match AssertUnwindSafe(next.call(req)).catch_unwind().await {
         Ok(Ok(res)) => Ok(ensure_fault(res.map_into_boxed_body())),
         Ok(Err(e)) if e.as_error::<Fault>().is_some() => Err(e),
-        Ok(Err(e)) => Err(fault_for_status(e.as_response_error().status_code().as_u16(), &method, &path).into()),
+        Ok(Err(e)) => {
+            Err(
+                fault_for_status(e.as_response_error().status_code().as_u16(), &method, &path)
+                    .into(),
+            )
+        }
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()
@@ -102,7 +109,10 @@ async fn guard(
     tracing::info!(request_id = %rid, %method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
     out.map(|mut r| {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&rid) {
-            r.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), v);
+            r.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("x-request-id"),
+                v,
+            );
         }
         r
     })
@@ -110,7 +120,11 @@ async fn guard(
 
 fn fault_for_status(status: u16, method: &str, path: &str) -> Fault {
     match status {
-        404 | 405 => Fault::new(Category::NotFound, "route", format!("No route for {method} {path}")),
+        404 | 405 => Fault::new(
+            Category::NotFound,
+            "route",
+            format!("No route for {method} {path}"),
+        ),
         413 => Fault::too_large("The request body is too large"),
         400..=499 => Fault::invalid("request", "The request could not be read"),
         _ => Fault::new(Category::Error, "unspecified", "internal error"),
@@ -163,8 +177,10 @@ impl Paging {
             Some(s) => match s.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => n,
                 _ => {
-                    return Err(Fault::invalid("limit", "limit must be an integer from 1 to 1000")
-                        .at("limit"));
+                    return Err(
+                        Fault::invalid("limit", "limit must be an integer from 1 to 1000")
+                            .at("limit"),
+                    );
                 }
             },
         };
@@ -177,7 +193,9 @@ impl Paging {
         let total = match q.get("total").map(|s| s.as_str()) {
             None | Some("false") => false,
             Some("true") => true,
-            Some(_) => return Err(Fault::invalid("total", "total must be true or false").at("total")),
+            Some(_) => {
+                return Err(Fault::invalid("total", "total must be true or false").at("total"));
+            }
         };
         Ok(Paging { limit, skip, total })
     }
@@ -198,7 +216,9 @@ pub fn list(mut items: Vec<Value>, p: Paging, total: Option<u64>) -> HttpRespons
 pub fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<()> {
     for k in q.keys() {
         if !allowed.contains(&k.as_str()) {
-            return Err(Fault::invalid("unknownParameter", format!("Unknown parameter {k}")).at(k.clone()));
+            return Err(
+                Fault::invalid("unknownParameter", format!("Unknown parameter {k}")).at(k.clone()),
+            );
         }
     }
     Ok(())

@@ -23,7 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn create_object(caller: OrgCaller, state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse> {
+async fn create_object(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     caller.require_admin()?;
     let store = state.store.clone();
     let org = caller.org.code.clone();
@@ -48,15 +52,29 @@ async fn list_objects(
     let org = caller.org.code.clone();
     let all = blocking(move || store.list_objects(&org)).await?;
     let total = all.len() as u64;
-    let items = all.iter().skip(p.skip).take(p.limit + 1).map(|o| o.to_json()).collect();
+    let items = all
+        .iter()
+        .skip(p.skip)
+        .take(p.limit + 1)
+        .map(|o| o.to_json())
+        .collect();
     Ok(list(items, p, p.total.then_some(total)))
 }
 
-async fn get_object(caller: OrgCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn get_object(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
     let name = path.into_inner().1;
     let store = state.store.clone();
     let org = caller.org.code.clone();
-    let def = blocking(move || store.find_object(&org, &name)?.ok_or_else(|| Fault::not_found("object"))).await?;
+    let def = blocking(move || {
+        store
+            .find_object(&org, &name)?
+            .ok_or_else(|| Fault::not_found("object"))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(def.to_json()))
 }
 
@@ -71,7 +89,9 @@ async fn patch_object(
     let store = state.store.clone();
     let org = caller.org.code.clone();
     let def = blocking(move || {
-        let def = store.find_object(&org, &name)?.ok_or_else(|| Fault::not_found("object"))?;
+        let def = store
+            .find_object(&org, &name)?
+            .ok_or_else(|| Fault::not_found("object"))?;
         let others = store.list_objects(&org)?;
         let new = apply_patch(&def, body.0, &others)?;
         store.put_object(&org, &new)?;

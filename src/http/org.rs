@@ -9,11 +9,12 @@ use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{org}/v2/org/storage", web::get().to(storage)).service(
-        web::resource("/{org}/v2/org/webhook-secret")
-            .route(web::get().to(get_secret))
-            .route(web::post().to(rotate_secret)),
-    );
+    cfg.route("/{org}/v2/org/storage", web::get().to(storage))
+        .service(
+            web::resource("/{org}/v2/org/webhook-secret")
+                .route(web::get().to(get_secret))
+                .route(web::post().to(rotate_secret)),
+        );
 }
 
 async fn storage(caller: OrgCaller, state: web::Data<AppState>) -> Result<HttpResponse> {

@@ -25,7 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_org))
             .route(web::patch().to(patch_org)),
     )
-    .route("/sys/orgs/{org}/accounts", web::post().to(sys_create_account))
+    .route(
+        "/sys/orgs/{org}/accounts",
+        web::post().to(sys_create_account),
+    )
     .route(
         "/sys/orgs/{org}/accounts/{id}/tokens",
         web::post().to(sys_issue_token),
@@ -50,13 +53,20 @@ fn storage_limit(f: &mut Fields) -> Option<Option<u64>> {
         Some(Value::Null) => Some(None),
         Some(Value::Number(n)) if n.as_u64().is_some() => Some(n.as_u64()),
         Some(_) => {
-            f.bad("storageLimit", "storageLimit must be a non-negative integer (bytes) or null");
+            f.bad(
+                "storageLimit",
+                "storageLimit must be a non-negative integer (bytes) or null",
+            );
             None
         }
     }
 }
 
-async fn create_org(_: SysCaller, state: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse> {
+async fn create_org(
+    _: SysCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse> {
     let mut faults = Faults::default();
     let Some(mut f) = Fields::from_value(body.0, "", &mut faults) else {
         return Err(Fault::validation(faults.0));
@@ -67,7 +77,10 @@ async fn create_org(_: SysCaller, state: web::Data<AppState>, body: JsonBody) ->
     f.finish();
     if let Some(c) = &code {
         if !org_code_re().is_match(c) || RESERVED_CODES.contains(&c.as_str()) {
-            faults.bad("code", "code must match [a-z0-9][a-z0-9-]{0,39} and not be reserved");
+            faults.bad(
+                "code",
+                "code must match [a-z0-9][a-z0-9-]{0,39} and not be reserved",
+            );
         }
     }
     faults.finish()?;
@@ -98,7 +111,11 @@ async fn list_orgs(
     Ok(list(items, p, p.total.then_some(total)))
 }
 
-async fn get_org(_: SysCaller, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse> {
+async fn get_org(
+    _: SysCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
     let code = path.into_inner();
     let store = state.store.clone();
     let org = blocking(move || store.get_org(&code)?.ok_or_else(|| org_not_found(&code))).await?;
@@ -122,7 +139,10 @@ async fn patch_org(
     let ttl = f.number("exportTtlDays");
     if let Some(t) = ttl {
         if !(t.is_finite() && t > 0.0 && t <= 3650.0) {
-            f.bad("exportTtlDays", "exportTtlDays must be a positive number of days (at most 3650)");
+            f.bad(
+                "exportTtlDays",
+                "exportTtlDays must be a positive number of days (at most 3650)",
+            );
         }
     }
     f.finish();
@@ -149,7 +169,13 @@ async fn patch_org(
 async fn existing_org(state: &web::Data<AppState>, code: &str) -> Result<()> {
     let store = state.store.clone();
     let c = code.to_string();
-    blocking(move || store.get_org(&c)?.map(|_| ()).ok_or_else(|| org_not_found(&c))).await
+    blocking(move || {
+        store
+            .get_org(&c)?
+            .map(|_| ())
+            .ok_or_else(|| org_not_found(&c))
+    })
+    .await
 }
 
 async fn sys_create_account(

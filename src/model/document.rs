@@ -42,8 +42,12 @@ pub fn new_doc(
     let mut faults = Faults::default();
     let Value::Object(map) = body else {
         return Err(Fault::validation(vec![
-            Fault::new(Category::Validation, "invalidValue", "A document must be a JSON object")
-                .at("body"),
+            Fault::new(
+                Category::Validation,
+                "invalidValue",
+                "A document must be a JSON object",
+            )
+            .at("body"),
         ]));
     };
     let props = cast_props(&def.properties, map, "", true, refs, &mut faults, None)?;
@@ -69,8 +73,12 @@ pub fn patch_doc(
     let mut faults = Faults::default();
     let Value::Object(map) = body else {
         return Err(Fault::validation(vec![
-            Fault::new(Category::Validation, "invalidValue", "A patch must be a JSON object")
-                .at("body"),
+            Fault::new(
+                Category::Validation,
+                "invalidValue",
+                "A patch must be a JSON object",
+            )
+            .at("body"),
         ]));
     };
     let mut out = doc.clone();
@@ -79,7 +87,12 @@ pub fn patch_doc(
     for (k, v) in map {
         if ENVELOPE_READ_ONLY.contains(&k.as_str()) {
             faults.push(
-                Fault::new(Category::Validation, "readOnly", format!("{k} is read-only")).at(&k),
+                Fault::new(
+                    Category::Validation,
+                    "readOnly",
+                    format!("{k} is read-only"),
+                )
+                .at(&k),
             );
             continue;
         }
@@ -92,16 +105,26 @@ pub fn patch_doc(
                     collect_blobs(p, &old, &mut dropped);
                 }
             }
-            Some(p) if p.ty == PropType::File => {
-                bad(&mut faults, &k, "File values are set by uploading to .../content")
-            }
+            Some(p) if p.ty == PropType::File => bad(
+                &mut faults,
+                &k,
+                "File values are set by uploading to .../content",
+            ),
             Some(_) => {
                 sets.insert(k, v);
             }
         }
     }
     let existing = Some(&doc.props);
-    let cast = cast_props(&def.properties, sets, "", false, refs, &mut faults, existing)?;
+    let cast = cast_props(
+        &def.properties,
+        sets,
+        "",
+        false,
+        refs,
+        &mut faults,
+        existing,
+    )?;
     faults.finish()?;
     for (k, v) in cast {
         if let (Some(p), Some(old)) = (def.prop(&k), out.props.get(&k)) {
@@ -159,8 +182,12 @@ fn cast_props(
         let path = crate::model::input::join(base, k);
         if ENVELOPE_READ_ONLY.contains(&k.as_str()) && base.is_empty() {
             faults.push(
-                Fault::new(Category::Validation, "readOnly", format!("{k} is read-only"))
-                    .at(path),
+                Fault::new(
+                    Category::Validation,
+                    "readOnly",
+                    format!("{k} is read-only"),
+                )
+                .at(path),
             );
         } else {
             faults.push(unknown(&path));
@@ -179,11 +206,19 @@ fn cast_value(
 ) -> Result<Option<Value>> {
     match p.ty {
         PropType::List => {
-            bad(faults, path, "List properties are virtual and cannot be written");
+            bad(
+                faults,
+                path,
+                "List properties are virtual and cannot be written",
+            );
             return Ok(None);
         }
         PropType::File => {
-            bad(faults, path, "File values are set by uploading to .../content");
+            bad(
+                faults,
+                path,
+                "File values are set by uploading to .../content",
+            );
             return Ok(None);
         }
         _ => {}
@@ -200,7 +235,11 @@ fn cast_value(
         single => vec![single],
     };
     if items.len() > MAX_ARRAY_ITEMS {
-        bad(faults, path, format!("At most {MAX_ARRAY_ITEMS} array items"));
+        bad(
+            faults,
+            path,
+            format!("At most {MAX_ARRAY_ITEMS} array items"),
+        );
         return Ok(None);
     }
     let mut out = Vec::with_capacity(items.len());
@@ -230,7 +269,11 @@ fn cast_scalar(
         (PropType::Any, v) => Some(v),
         (PropType::String, Value::String(s)) => {
             if s.chars().count() > MAX_STRING_CHARS {
-                bad(faults, path, format!("At most {MAX_STRING_CHARS} characters"));
+                bad(
+                    faults,
+                    path,
+                    format!("At most {MAX_STRING_CHARS} characters"),
+                );
                 None
             } else {
                 Some(Value::String(s))
@@ -254,7 +297,10 @@ fn cast_scalar(
         (PropType::Reference, v) => {
             let id = match &v {
                 Value::String(s) => ObjectId::parse(s),
-                Value::Object(m) => m.get("_id").and_then(|x| x.as_str()).and_then(ObjectId::parse),
+                Value::Object(m) => m
+                    .get("_id")
+                    .and_then(|x| x.as_str())
+                    .and_then(ObjectId::parse),
                 _ => None,
             };
             match id {
@@ -365,7 +411,10 @@ pub fn collect_blobs(p: &PropDef, v: &Value, out: &mut Vec<ObjectId>) {
     for it in items {
         match p.ty {
             PropType::File => {
-                if let Some(b) = it.get("blob").and_then(|b| b.as_str()).and_then(ObjectId::parse)
+                if let Some(b) = it
+                    .get("blob")
+                    .and_then(|b| b.as_str())
+                    .and_then(ObjectId::parse)
                 {
                     out.push(b);
                 }
@@ -406,7 +455,11 @@ pub fn reference(object: &str, plural: &str, id: &str) -> Value {
 
 /// The full JSON form of a document: envelope then every property with a value, in
 /// definition order. Projections (default view, paths, include) are taken from it.
-pub fn render<P: Plurals + ?Sized>(def: &ObjectDef, doc: &StoredDoc, cat: &P) -> Map<String, Value> {
+pub fn render<P: Plurals + ?Sized>(
+    def: &ObjectDef,
+    doc: &StoredDoc,
+    cat: &P,
+) -> Map<String, Value> {
     let mut m = Map::new();
     let id = doc.id.to_hex();
     m.insert("_id".into(), Value::String(id.clone()));
@@ -500,7 +553,11 @@ pub fn render_facet(v: &Value, path: &str) -> Value {
 }
 
 /// The default view: the full form less optional properties not named in `include`.
-pub fn default_view(def: &ObjectDef, mut full: Map<String, Value>, include: &[String]) -> Map<String, Value> {
+pub fn default_view(
+    def: &ObjectDef,
+    mut full: Map<String, Value>,
+    include: &[String],
+) -> Map<String, Value> {
     for p in &def.properties {
         if p.optional && !include.iter().any(|i| i == &p.name) {
             full.remove(&p.name);

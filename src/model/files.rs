@@ -35,14 +35,21 @@ pub fn resolve(def: &ObjectDef, tail: &[&str]) -> Result<FileLoc> {
                 (None, rest)
             };
             let (sub, rest) = rest.split_first().ok_or_else(not_found)?;
-            let sp = p.prop(sub).filter(|s| s.ty == PropType::File).ok_or_else(not_found)?;
+            let sp = p
+                .prop(sub)
+                .filter(|s| s.ty == PropType::File)
+                .ok_or_else(not_found)?;
             file_at(sp, rest, Some((p.name.clone(), elem)))
         }
         _ => Err(not_found()),
     }
 }
 
-fn file_at(p: &PropDef, rest: &[&str], container: Option<(String, Option<ObjectId>)>) -> Result<FileLoc> {
+fn file_at(
+    p: &PropDef,
+    rest: &[&str],
+    container: Option<(String, Option<ObjectId>)>,
+) -> Result<FileLoc> {
     let index = match rest {
         [] => None,
         [n] if p.array => Some(n.parse::<usize>().map_err(|_| not_found())?),
@@ -57,7 +64,11 @@ fn file_at(p: &PropDef, rest: &[&str], container: Option<(String, Option<ObjectI
 }
 
 /// The map holding the file property (the document's props or a Document element).
-fn holder<'a>(props: &'a mut Map<String, Value>, loc: &FileLoc, create: bool) -> Result<&'a mut Map<String, Value>> {
+fn holder<'a>(
+    props: &'a mut Map<String, Value>,
+    loc: &FileLoc,
+    create: bool,
+) -> Result<&'a mut Map<String, Value>> {
     match &loc.container {
         None => Ok(props),
         Some((dp, None)) => {
@@ -127,5 +138,8 @@ pub fn facet(mime: &str, filename: &str, size: u64, sha: &str, blob: ObjectId) -
 }
 
 pub fn blob_of(facet: &Value) -> Option<ObjectId> {
-    facet.get("blob").and_then(|b| b.as_str()).and_then(ObjectId::parse)
+    facet
+        .get("blob")
+        .and_then(|b| b.as_str())
+        .and_then(ObjectId::parse)
 }

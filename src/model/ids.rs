@@ -152,7 +152,10 @@ mod tests {
             parse_date(&json!("2026-11-29T13:00:00.5+01:00")).unwrap(),
             "2026-11-29T12:00:00.500Z"
         );
-        assert_eq!(parse_date(&json!("2026-11-29")).unwrap(), "2026-11-29T00:00:00.000Z");
+        assert_eq!(
+            parse_date(&json!("2026-11-29")).unwrap(),
+            "2026-11-29T00:00:00.000Z"
+        );
         assert_eq!(parse_date(&json!(0)).unwrap(), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_date(&json!("yesterday")), None);
         assert_eq!(parse_date(&json!(true)), None);

@@ -55,8 +55,7 @@ impl Account {
 
     /// Whether the account holds a role, named or by id (the administrator role's fixed id).
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
-            || (role == ADMIN_ROLE_ID.to_hex() && self.is_admin())
+        self.roles.iter().any(|r| r == role) || (role == ADMIN_ROLE_ID.to_hex() && self.is_admin())
     }
 
     pub fn to_json(&self) -> Value {

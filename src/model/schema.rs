@@ -9,7 +9,13 @@ use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 
 pub const RESERVED_OBJECTS: &[&str] = &[
-    "account", "org", "object", "script", "view", "export", "deployment",
+    "account",
+    "org",
+    "object",
+    "script",
+    "view",
+    "export",
+    "deployment",
 ];
 /// Names that are part of every document's envelope and cannot be properties.
 pub const ENVELOPE: &[&str] = &["_id", "object", "created", "updated", "creator", "owner"];
@@ -106,7 +112,10 @@ impl PropDef {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("name".into(), json!(self.name));
-        m.insert("label".into(), json!(self.label.clone().unwrap_or_else(|| self.name.clone())));
+        m.insert(
+            "label".into(),
+            json!(self.label.clone().unwrap_or_else(|| self.name.clone())),
+        );
         m.insert("type".into(), json!(self.ty.name()));
         m.insert("array".into(), json!(self.array));
         m.insert("optional".into(), json!(self.optional));
@@ -215,7 +224,8 @@ pub trait Catalog {
 
 impl Catalog for [ObjectDef] {
     fn object(&self, name: &str) -> Option<&ObjectDef> {
-        self.iter().find(|o| o.name == name || o.plural_name == name)
+        self.iter()
+            .find(|o| o.name == name || o.plural_name == name)
     }
 }
 
@@ -230,7 +240,9 @@ pub fn parse_definition(body: Value, others: &[ObjectDef]) -> Result<ObjectDef> 
     let plural = f.string("pluralName", false, 40);
     let label = f.string("label", false, 100);
     let description = f.string("description", false, 255);
-    let acl = f.take("defaultAcl").map(|v| parse_acl(v, "defaultAcl", f.faults));
+    let acl = f
+        .take("defaultAcl")
+        .map(|v| parse_acl(v, "defaultAcl", f.faults));
     let props_v = f.take("properties");
     f.finish();
 
@@ -264,7 +276,11 @@ pub fn parse_definition(body: Value, others: &[ObjectDef]) -> Result<ObjectDef> 
         Some(v) => parse_properties(v, "properties", &name, others, false, &mut faults),
     };
     check_list_links(&name, &props, others, &mut faults);
-    if let Some(dup) = faults.0.iter().find(|f| f.err_code == "cortex.exists.object") {
+    if let Some(dup) = faults
+        .0
+        .iter()
+        .find(|f| f.err_code == "cortex.exists.object")
+    {
         if faults.0.len() == 1 {
             return Err(dup.clone());
         }
@@ -293,7 +309,9 @@ pub fn apply_patch(def: &ObjectDef, body: Value, others: &[ObjectDef]) -> Result
     f.read_only(&["_id", "object", "created", "updated", "name", "pluralName"]);
     let label = f.string("label", false, 100);
     let description = f.string("description", false, 255);
-    let acl = f.take("defaultAcl").map(|v| parse_acl(v, "defaultAcl", f.faults));
+    let acl = f
+        .take("defaultAcl")
+        .map(|v| parse_acl(v, "defaultAcl", f.faults));
     let props_v = f.take("properties");
     f.finish();
     let mut out = def.clone();
@@ -307,7 +325,11 @@ pub fn apply_patch(def: &ObjectDef, body: Value, others: &[ObjectDef]) -> Result
         out.default_acl = a;
     }
     if let Some(v) = props_v {
-        let catalog: Vec<ObjectDef> = others.iter().filter(|o| o.name != def.name).cloned().collect();
+        let catalog: Vec<ObjectDef> = others
+            .iter()
+            .filter(|o| o.name != def.name)
+            .cloned()
+            .collect();
         let new_props = parse_properties(v, "properties", &def.name, &catalog, false, &mut faults);
         for (i, p) in new_props.into_iter().enumerate() {
             let at = format!("properties[{i}]");
@@ -352,8 +374,7 @@ fn merge_nested(p: &mut PropDef, old: Vec<PropDef>) {
 
 fn check_object_name(name: &str, field: &str, faults: &mut Faults) {
     let base = name.strip_prefix("c_").unwrap_or(name);
-    if RESERVED_OBJECTS.contains(&name)
-        || RESERVED_OBJECTS.iter().any(|r| format!("{r}s") == name)
+    if RESERVED_OBJECTS.contains(&name) || RESERVED_OBJECTS.iter().any(|r| format!("{r}s") == name)
     {
         faults.push(
             Fault::new(
@@ -488,7 +509,10 @@ fn parse_property(
     let mut properties = Vec::new();
     if let Some(ty) = ty {
         if ty != PropType::Reference && expandable.is_some() {
-            f.bad("expandable", "expandable applies to Reference properties only");
+            f.bad(
+                "expandable",
+                "expandable applies to Reference properties only",
+            );
         }
         match ty {
             PropType::Document => {
@@ -499,8 +523,17 @@ fn parse_property(
                     Some(v) if !nested => {
                         let p = f.path("properties");
                         properties = parse_properties(v, &p, object, others, true, f.faults);
-                        if properties.is_empty() && !f.faults.0.iter().any(|x| x.path.as_deref().is_some_and(|x| x.starts_with(&p))) {
-                            f.bad("properties", "A Document property needs at least one property");
+                        if properties.is_empty()
+                            && !f
+                                .faults
+                                .0
+                                .iter()
+                                .any(|x| x.path.as_deref().is_some_and(|x| x.starts_with(&p)))
+                        {
+                            f.bad(
+                                "properties",
+                                "A Document property needs at least one property",
+                            );
                         }
                     }
                     Some(_) => {}
@@ -515,7 +548,10 @@ fn parse_property(
         }
         match ty {
             PropType::Reference | PropType::List => match &source_object {
-                None => f.bad("sourceObject", format!("A {} needs sourceObject", ty.name())),
+                None => f.bad(
+                    "sourceObject",
+                    format!("A {} needs sourceObject", ty.name()),
+                ),
                 Some(s) => {
                     let known = s == object
                         || others.object(s).is_some()
@@ -527,7 +563,10 @@ fn parse_property(
             },
             _ => {
                 if source_object.is_some() {
-                    f.bad("sourceObject", "sourceObject applies to Reference and List only");
+                    f.bad(
+                        "sourceObject",
+                        "sourceObject applies to Reference and List only",
+                    );
                 }
             }
         }
@@ -545,7 +584,10 @@ fn parse_property(
             f.bad("linkedProperty", "linkedProperty applies to List only");
         }
         if required && matches!(ty, PropType::File | PropType::List) {
-            f.bad("required", format!("A {} property cannot be required", ty.name()));
+            f.bad(
+                "required",
+                format!("A {} property cannot be required", ty.name()),
+            );
         }
     }
     f.finish();
@@ -559,12 +601,8 @@ fn parse_property(
         read_access,
         indexed,
         properties,
-        source_object: source_object.map(|s| {
-            others
-                .object(&s)
-                .map(|o| o.name.clone())
-                .unwrap_or(s)
-        }),
+        source_object: source_object
+            .map(|s| others.object(&s).map(|o| o.name.clone()).unwrap_or(s)),
         linked_property,
         expandable: expandable.unwrap_or(true),
     })

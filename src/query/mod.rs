@@ -1,6 +1,10 @@
-//! The query engine's seams: which documents an export (or a list) takes, and what of each.
-//! Pure code over rendered documents and definitions; no I/O of its own.
+//! The query engine (SPEC §5, §4.4), used by exports and document lists: `where` parsing and
+//! matching, projection (`paths`, `include`, `expand`, principal), and `prefix`. Pure code
+//! over definitions and stored documents; lookups it needs come through small traits.
 
+pub mod ast;
+pub mod matcher;
+pub mod parse;
 pub mod projection;
 
 pub use projection::Projector;

@@ -133,7 +133,10 @@ impl BlobWriter {
         let sealed = self
             .key
             .seal_segment(&self.prefix, i, last, self.meta.id.bytes(), &self.buf);
-        self.store.t.blobs.insert(seg_key(self.meta.id, i), sealed)?;
+        self.store
+            .t
+            .blobs
+            .insert(seg_key(self.meta.id, i), sealed)?;
         self.meta.segments += 1;
         self.meta.size += self.buf.len() as u64;
         self.buf.clear();
@@ -173,7 +176,10 @@ impl Drop for BlobWriter {
             if let Err(e) = self.store.remove_blob_data(id) {
                 tracing::warn!(blob = %id, error = %e, "could not reclaim an abandoned blob; the janitor will");
             }
-            active().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            active()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
         }
     }
 }
@@ -245,7 +251,10 @@ impl Store {
         let prefix = random_prefix();
         let mut stored = meta.clone();
         stored.prefix = prefix.to_vec();
-        active().lock().unwrap_or_else(|e| e.into_inner()).insert(meta.id);
+        active()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(meta.id);
         self.t.blob_meta.insert(meta.id.bytes(), encode(&stored))?;
         Ok(BlobWriter {
             store: self.clone(),
@@ -332,7 +341,8 @@ impl Store {
             }
             last = Some(id);
             let oid = ObjectId(id);
-            if !live.contains(&oid) && self.t.blob_meta.get(id)?.is_none() && !doomed.contains(&oid) {
+            if !live.contains(&oid) && self.t.blob_meta.get(id)?.is_none() && !doomed.contains(&oid)
+            {
                 doomed.push(oid);
             }
         }
@@ -365,10 +375,16 @@ pub fn mark_deleting(
 impl Store {
     /// Keeps a completed blob safe from the reclaimer while a run uses it (CSV spills).
     pub fn pin_blob(&self, id: ObjectId) {
-        active().lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        active()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
     }
 
     pub fn unpin_blob(&self, id: ObjectId) {
-        active().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        active()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }

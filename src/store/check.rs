@@ -36,7 +36,8 @@ impl Store {
                                 u.files_bytes += m.size;
                                 u.files_count += 1;
                             }
-                            _ => problems.push(format!("document {} points at missing blob {b}", d.id)),
+                            _ => problems
+                                .push(format!("document {} points at missing blob {b}", d.id)),
                         }
                         referenced.insert(b);
                     }
@@ -50,7 +51,11 @@ impl Store {
             if let Some(df) = &rec.data_file {
                 referenced.insert(df.blob);
                 if rec.state != State::Ready {
-                    problems.push(format!("export {} has a data file but is {}", rec.id, rec.state.name()));
+                    problems.push(format!(
+                        "export {} has a data file but is {}",
+                        rec.id,
+                        rec.state.name()
+                    ));
                 }
                 let u = recount.entry(rec.org.clone()).or_default();
                 u.exports_bytes += df.size + rec.stats.as_ref().map_or(0, |s| s.files_size);
@@ -61,7 +66,10 @@ impl Store {
         }
         for m in self.all_blob_metas()? {
             if !referenced.contains(&m.id) {
-                problems.push(format!("orphan blob {} ({:?}, {:?})", m.id, m.kind, m.state));
+                problems.push(format!(
+                    "orphan blob {} ({:?}, {:?})",
+                    m.id, m.kind, m.state
+                ));
             } else if m.state != BlobState::Complete {
                 problems.push(format!("blob {} is {:?}", m.id, m.state));
             }
@@ -88,7 +96,9 @@ impl Store {
                 || got.exports_bytes != want.exports_bytes
                 || got.exports_count != want.exports_count
             {
-                problems.push(format!("usage of {org} is {got:?}, a recount gives {want:?}"));
+                problems.push(format!(
+                    "usage of {org} is {got:?}, a recount gives {want:?}"
+                ));
             }
         }
         Ok(problems)

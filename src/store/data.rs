@@ -35,7 +35,11 @@ impl Store {
 
     /// Finds a definition by name or plural name.
     pub fn find_object(&self, org: &str, name: &str) -> Result<Option<ObjectDef>> {
-        if let Some(v) = self.t.objects.get(key(&[org.as_bytes(), name.as_bytes()]))? {
+        if let Some(v) = self
+            .t
+            .objects
+            .get(key(&[org.as_bytes(), name.as_bytes()]))?
+        {
             return decode(&v).map(Some);
         }
         Ok(self
@@ -119,7 +123,13 @@ impl Store {
     }
 
     /// Deletes a document, releasing its files.
-    pub fn delete_doc(&self, org: &str, object: &str, id: ObjectId, blobs: &[ObjectId]) -> Result<()> {
+    pub fn delete_doc(
+        &self,
+        org: &str,
+        object: &str,
+        id: ObjectId,
+        blobs: &[ObjectId],
+    ) -> Result<()> {
         let k = doc_key(org, object, id);
         let drop_metas = self.metas(blobs)?;
         let res = (&self.t.docs, &self.t.usage, &self.t.blob_meta).transaction(|(dt, ut, bt)| {
@@ -296,5 +306,62 @@ impl Store {
         } else {
             Box::new(iter.map(open))
         }
+    }
+}
+
+/// Projection lookups against the store, seen by `viewer` (None: everything is readable).
+pub struct StoreLookup<'a> {
+    store: &'a Store,
+    org: &'a str,
+    viewer: Option<&'a crate::model::org::Account>,
+    cat: Option<Vec<ObjectDef>>,
+}
+
+impl<'a> StoreLookup<'a> {
+    pub fn new(
+        store: &'a Store,
+        org: &'a str,
+        viewer: Option<&'a crate::model::org::Account>,
+    ) -> Self {
+        StoreLookup {
+            store,
+            org,
+            viewer,
+            cat: None,
+        }
+    }
+
+    fn catalog(&mut self) -> &[ObjectDef] {
+        if self.cat.is_none() {
+            self.cat = Some(self.store.list_objects(self.org).unwrap_or_default());
+        }
+        self.cat.as_deref().unwrap_or_default()
+    }
+}
+
+impl crate::query::projection::Lookup for StoreLookup<'_> {
+    fn def(&mut self, object: &str) -> Option<ObjectDef> {
+        self.catalog().iter().find(|o| o.name == object).cloned()
+    }
+
+    fn expanded(
+        &mut self,
+        def: &ObjectDef,
+        id: ObjectId,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let doc = self.store.get_doc(self.org, &def.name, id).ok()??;
+        let mut full = crate::model::document::render(def, &doc, self.catalog());
+        if let Some(v) = self.viewer {
+            if !crate::model::acl::can_read(def, &doc, v) {
+                return None;
+            }
+            crate::query::projection::strip_unreadable(
+                &def.properties,
+                &mut full,
+                crate::model::acl::level(def, &doc, v),
+            );
+        }
+        crate::query::projection::drop_optional(&def.properties, &mut full, "", &[]);
+        Some(full)
     }
 }

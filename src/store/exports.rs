@@ -34,7 +34,11 @@ fn tx_usage(t: &TransactionalTree, org: &str) -> std::result::Result<Usage, Tx<F
 }
 
 pub fn not_found() -> Fault {
-    Fault::new(crate::fault::Category::NotFound, "export", "Export was not found")
+    Fault::new(
+        crate::fault::Category::NotFound,
+        "export",
+        "Export was not found",
+    )
 }
 
 impl Store {
@@ -44,27 +48,39 @@ impl Store {
         let k = export_key(&rec.org, rec.id);
         let qk = queue_key(&rec.org, rec.seq);
         let v = encode(rec);
-        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage).transaction(|(et, qt, ut)| {
-            let u = tx_usage(ut, &rec.org)?;
-            if limit.is_some_and(|l| u.used() >= l) {
-                return Err(Tx::Abort(Fault::storage_limit()));
-            }
-            et.insert(k.as_slice(), v.as_slice())?;
-            qt.insert(qk.as_slice(), rec.id.bytes().as_slice())?;
-            Ok(())
-        });
+        let res =
+            (&self.t.exports, &self.t.export_queue, &self.t.usage).transaction(|(et, qt, ut)| {
+                let u = tx_usage(ut, &rec.org)?;
+                if limit.is_some_and(|l| u.used() >= l) {
+                    return Err(Tx::Abort(Fault::storage_limit()));
+                }
+                et.insert(k.as_slice(), v.as_slice())?;
+                qt.insert(qk.as_slice(), rec.id.bytes().as_slice())?;
+                Ok(())
+            });
         res?;
         let position = self.queue(&rec.org)?.len().saturating_sub(1);
-        self.add_event(&rec.org, rec.id, &Event::new("queued", serde_json::json!({"position": position})))?;
+        self.add_event(
+            &rec.org,
+            rec.id,
+            &Event::new("queued", serde_json::json!({"position": position})),
+        )?;
         self.flush()
     }
 
     pub fn get_export(&self, org: &str, id: ObjectId) -> Result<Option<ExportRecord>> {
-        self.t.exports.get(export_key(org, id))?.map(|v| decode(&v)).transpose()
+        self.t
+            .exports
+            .get(export_key(org, id))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// The org's exports, newest first.
-    pub fn iter_exports<'a>(&'a self, org: &str) -> impl Iterator<Item = Result<ExportRecord>> + 'a {
+    pub fn iter_exports<'a>(
+        &'a self,
+        org: &str,
+    ) -> impl Iterator<Item = Result<ExportRecord>> + 'a {
         self.t
             .exports
             .scan_prefix(prefix(&[org.as_bytes()]))
@@ -82,7 +98,10 @@ impl Store {
             .export_queue
             .scan_prefix(prefix(&[org.as_bytes()]))
             .values()
-            .map(|v| ObjectId::from_slice(&v?).ok_or_else(|| Fault::internal("queue entry is corrupt", "")))
+            .map(|v| {
+                ObjectId::from_slice(&v?)
+                    .ok_or_else(|| Fault::internal("queue entry is corrupt", ""))
+            })
             .collect()
     }
 
@@ -145,11 +164,19 @@ impl Store {
     ) -> Result<ExportRecord> {
         let k = export_key(org, id);
         let bv = encode(blob);
-        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage, &self.t.blob_meta).transaction(
-            |(et, qt, ut, bt)| {
+        let res = (
+            &self.t.exports,
+            &self.t.export_queue,
+            &self.t.usage,
+            &self.t.blob_meta,
+        )
+            .transaction(|(et, qt, ut, bt)| {
                 let mut rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
                 if rec.state != State::Running {
-                    return Err(Tx::Abort(Fault::conflict("state", "The export is no longer running")));
+                    return Err(Tx::Abort(Fault::conflict(
+                        "state",
+                        "The export is no longer running",
+                    )));
                 }
                 let mut u = tx_usage(ut, org)?;
                 let size = blob.size + stats.files_size;
@@ -173,8 +200,7 @@ impl Store {
                 qt.remove(queue_key(org, rec.seq))?;
                 et.insert(k.as_slice(), encode(&rec))?;
                 Ok(rec)
-            },
-        );
+            });
         let rec = res?;
         self.unpin_blob(blob.id);
         self.flush()?;
@@ -183,7 +209,12 @@ impl Store {
 
     /// The run failed or was cancelled: `error` with the fault, off the queue. A record that
     /// already ended is left as it is.
-    pub fn finish_error(&self, org: &str, id: ObjectId, fault: &Fault) -> Result<Option<ExportRecord>> {
+    pub fn finish_error(
+        &self,
+        org: &str,
+        id: ObjectId,
+        fault: &Fault,
+    ) -> Result<Option<ExportRecord>> {
         let k = export_key(org, id);
         let fj = serde_json::to_string(fault).unwrap_or_default();
         let res = (&self.t.exports, &self.t.export_queue).transaction(|(et, qt)| {
@@ -208,8 +239,13 @@ impl Store {
     /// Deletes the record, its queue entry, archive and events, releasing its quota.
     pub fn delete_export(&self, org: &str, id: ObjectId) -> Result<()> {
         let k = export_key(org, id);
-        let res = (&self.t.exports, &self.t.export_queue, &self.t.usage, &self.t.blob_meta).transaction(
-            |(et, qt, ut, bt)| {
+        let res = (
+            &self.t.exports,
+            &self.t.export_queue,
+            &self.t.usage,
+            &self.t.blob_meta,
+        )
+            .transaction(|(et, qt, ut, bt)| {
                 let rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
                 if let Some(df) = &rec.data_file {
                     let mut u = tx_usage(ut, org)?;
@@ -222,14 +258,18 @@ impl Store {
                 qt.remove(queue_key(org, rec.seq))?;
                 et.remove(k.as_slice())?;
                 Ok(rec)
-            },
-        );
+            });
         let rec = res?;
         if let Some(df) = rec.data_file {
             self.remove_blob_data(df.blob)?;
         }
         let mut batch = sled::Batch::default();
-        for k in self.t.export_events.scan_prefix(prefix(&[org.as_bytes(), id.bytes()])).keys() {
+        for k in self
+            .t
+            .export_events
+            .scan_prefix(prefix(&[org.as_bytes(), id.bytes()]))
+            .keys()
+        {
             batch.remove(k?);
         }
         self.t.export_events.apply_batch(batch)?;
@@ -246,7 +286,11 @@ impl Store {
                     r.progress = Default::default();
                     Ok(())
                 })?;
-                self.add_event(&r.org, r.id, &Event::new("aborted", serde_json::json!({"willRestart": true})))?;
+                self.add_event(
+                    &r.org,
+                    r.id,
+                    &Event::new("aborted", serde_json::json!({"willRestart": true})),
+                )?;
                 out.push(r);
             }
         }

@@ -15,11 +15,7 @@ impl Store {
     }
 
     pub fn list_orgs(&self) -> Result<Vec<Org>> {
-        self.t
-            .orgs
-            .iter()
-            .map(|r| decode(&r?.1))
-            .collect()
+        self.t.orgs.iter().map(|r| decode(&r?.1)).collect()
     }
 
     /// Creates an org with a fresh data key and webhook secret; 409 if the code is taken.
@@ -103,8 +99,16 @@ impl Store {
     }
 
     /// Creates the account and its first token in one transaction (409 on a taken email).
-    pub fn create_account(&self, acct: &Account, token_hash: &[u8; 32], tok: &TokenRec) -> Result<()> {
-        let email_key = key(&[acct.org.as_bytes(), acct.email.to_ascii_lowercase().as_bytes()]);
+    pub fn create_account(
+        &self,
+        acct: &Account,
+        token_hash: &[u8; 32],
+        tok: &TokenRec,
+    ) -> Result<()> {
+        let email_key = key(&[
+            acct.org.as_bytes(),
+            acct.email.to_ascii_lowercase().as_bytes(),
+        ]);
         let acct_key = key(&[acct.org.as_bytes(), acct.id.bytes()]);
         let tok_id_key = key(&[acct.org.as_bytes(), tok.id.bytes()]);
         let (av, tv) = (encode(acct), encode(tok));

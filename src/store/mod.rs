@@ -128,12 +128,15 @@ impl Store {
 
     /// The org's data key, unwrapped once and cached.
     pub fn org_key(&self, org: &str) -> Result<Key> {
-        if let Some(k) = self.org_keys.read().unwrap_or_else(|e| e.into_inner()).get(org) {
+        if let Some(k) = self
+            .org_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(org)
+        {
             return Ok(k.clone());
         }
-        let o = self
-            .get_org(org)?
-            .ok_or_else(|| Fault::not_found("org"))?;
+        let o = self.get_org(org)?.ok_or_else(|| Fault::not_found("org"))?;
         let k = self.master.unwrap_key(&org_key_aad(org), &o.wrapped_key)?;
         self.org_keys
             .write()

@@ -16,14 +16,26 @@ pub struct TestApp<S> {
 }
 
 /// A fresh app with its own data dir.
-pub async fn app() -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>> {
+pub async fn app() -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
     app_with(|_| {}).await
 }
 
 /// A fresh app whose config `tweak` may change first.
 pub async fn app_with(
     tweak: impl FnOnce(&mut Config),
-) -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error>> {
+) -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path().to_path_buf());
     tweak(&mut config);
@@ -51,7 +63,9 @@ where
         req = req.insert_header(("Authorization", format!("Bearer {t}")));
     }
     if let Some(b) = body {
-        req = req.insert_header(("Content-Type", "application/json")).set_payload(b.to_string());
+        req = req
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(b.to_string());
     }
     raw(svc, req).await
 }
@@ -63,7 +77,10 @@ where
     B: actix_web::body::MessageBody,
 {
     let (status, bytes) = raw_bytes(svc, req).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 pub async fn raw_bytes<S, B>(svc: &S, req: test::TestRequest) -> (u16, Vec<u8>)
@@ -76,7 +93,9 @@ where
         Err(e) => {
             let r = e.error_response();
             let status = r.status().as_u16();
-            let body = actix_web::body::to_bytes(r.into_body()).await.unwrap_or_default();
+            let body = actix_web::body::to_bytes(r.into_body())
+                .await
+                .unwrap_or_default();
             return (status, body.to_vec());
         }
     };
@@ -91,7 +110,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: actix_web::body::MessageBody,
 {
-    let (s, _) = call(svc, "POST", "/sys/orgs", Some(SYS), Some(json!({"code": code}))).await;
+    let (s, _) = call(
+        svc,
+        "POST",
+        "/sys/orgs",
+        Some(SYS),
+        Some(json!({"code": code})),
+    )
+    .await;
     assert_eq!(s, 201, "create org {code}");
     let (s, a) = call(
         svc,
@@ -121,23 +147,43 @@ pub fn assert_fault(got: &(u16, Value), status: u16, err_code: &str, path: Optio
 pub fn sub_paths(v: &Value) -> Vec<String> {
     v["faults"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f["path"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["path"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Polls an export until `pred` holds for its record (30 s at most).
-pub async fn wait_export<S, B>(svc: &S, tok: &str, org: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value
+pub async fn wait_export<S, B>(
+    svc: &S,
+    tok: &str,
+    org: &str,
+    id: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: actix_web::body::MessageBody,
 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (s, v) = call(svc, "GET", &format!("/{org}/v2/exports/{id}"), Some(tok), None).await;
+        let (s, v) = call(
+            svc,
+            "GET",
+            &format!("/{org}/v2/exports/{id}"),
+            Some(tok),
+            None,
+        )
+        .await;
         if s == 200 && pred(&v) {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "export {id} never reached the state; last: {s} {v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export {id} never reached the state; last: {s} {v}"
+        );
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -147,7 +193,10 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: actix_web::body::MessageBody,
 {
-    wait_export(svc, tok, org, id, |v| v["state"] == "ready" || v["state"] == "error").await
+    wait_export(svc, tok, org, id, |v| {
+        v["state"] == "ready" || v["state"] == "error"
+    })
+    .await
 }
 
 /// GETs a path with a token; returns status and raw bytes.
@@ -156,7 +205,13 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: actix_web::body::MessageBody,
 {
-    raw_bytes(svc, test::TestRequest::get().uri(path).insert_header(("Authorization", format!("Bearer {tok}")))).await
+    raw_bytes(
+        svc,
+        test::TestRequest::get()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {tok}"))),
+    )
+    .await
 }
 
 /// The entries of a zip: (name, content).

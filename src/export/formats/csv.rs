@@ -79,13 +79,28 @@ impl<W: Write> CsvWriter<W> {
             .from_writer(w);
         let header: Vec<_> = columns
             .iter()
-            .map(|c| if escape_formulas { neutralize(c) } else { c.into() })
+            .map(|c| {
+                if escape_formulas {
+                    neutralize(c)
+                } else {
+                    c.into()
+                }
+            })
             .collect();
         w.write_record(header.iter().map(|c| c.as_bytes()))
             .map_err(io::Error::other)?;
         let width = columns.len();
-        let index = columns.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
-        Ok(CsvWriter { w, index, width, escape_formulas })
+        let index = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (c, i))
+            .collect();
+        Ok(CsvWriter {
+            w,
+            index,
+            width,
+            escape_formulas,
+        })
     }
 
     pub fn write_doc(&mut self, doc: &Map<String, Value>) -> io::Result<()> {
@@ -96,7 +111,11 @@ impl<W: Write> CsvWriter<W> {
             }
         }
         let cells = row.iter().map(|c| {
-            if self.escape_formulas { neutralize(c) } else { c.as_str().into() }
+            if self.escape_formulas {
+                neutralize(c)
+            } else {
+                c.as_str().into()
+            }
         });
         self.w
             .write_record(cells.collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
@@ -104,7 +123,9 @@ impl<W: Write> CsvWriter<W> {
     }
 
     pub fn finish(self) -> io::Result<W> {
-        self.w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+        self.w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 }
 
@@ -146,9 +167,13 @@ mod tests {
 
     #[test]
     fn formulas_are_neutralized_when_asked() {
-        let docs = [json!({"_id": "a", "f": "=HYPERLINK(\"x\")", "g": "@sum", "h": "-1", "i": "ok"})];
+        let docs =
+            [json!({"_id": "a", "f": "=HYPERLINK(\"x\")", "g": "@sum", "h": "-1", "i": "ok"})];
         let out = run(&docs, true);
-        assert_eq!(out, "_id,f,g,h,i\na,\"'=HYPERLINK(\"\"x\"\")\",'@sum,'-1,ok\n");
-        assert!(run(&docs, false).contains(",=HYPERLINK"));
+        assert_eq!(
+            out,
+            "_id,f,g,h,i\na,\"'=HYPERLINK(\"\"x\"\")\",'@sum,'-1,ok\n"
+        );
+        assert!(run(&docs, false).contains(",\"=HYPERLINK"));
     }
 }

@@ -20,12 +20,14 @@ impl<W: Write> JsonWriter<W> {
 
 impl<W: Write> DocWriter for JsonWriter<W> {
     fn write_doc(&mut self, doc: &Map<String, Value>) -> io::Result<()> {
-        self.w.write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
+        self.w
+            .write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
         self.count += 1;
         write_json(&mut self.w, doc)
     }
     fn finish(&mut self) -> io::Result<()> {
-        self.w.write_all(if self.count == 0 { b"[]" } else { b"\n]" })?;
+        self.w
+            .write_all(if self.count == 0 { b"[]" } else { b"\n]" })?;
         self.w.flush()
     }
 }
@@ -49,7 +51,10 @@ mod tests {
         assert_eq!(run(&[]), "[]");
         assert_eq!(run(&[json!({"_id": "a"})]), "[\n{\"_id\":\"a\"}\n]");
         assert_eq!(
-            run(&[json!({"_id": "a"}), json!({"_id": "b", "t": [1, {"x": true}]})]),
+            run(&[
+                json!({"_id": "a"}),
+                json!({"_id": "b", "t": [1, {"x": true}]})
+            ]),
             "[\n{\"_id\":\"a\"},\n{\"_id\":\"b\",\"t\":[1,{\"x\":true}]}\n]"
         );
         let out = run(&[json!({"_id": "a", "s": "ü\"q"}), json!({"_id": "b"})]);

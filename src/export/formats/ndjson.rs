@@ -50,7 +50,10 @@ mod tests {
         assert_eq!(run(&[]), "");
         assert_eq!(run(&[json!({"_id": "a"})]), r#"{"_id":"a"}"#);
         assert_eq!(
-            run(&[json!({"_id": "a", "x": "é\n"}), json!({"_id": "b", "n": null})]),
+            run(&[
+                json!({"_id": "a", "x": "é\n"}),
+                json!({"_id": "b", "n": null})
+            ]),
             "{\"_id\":\"a\",\"x\":\"é\\n\"}\n{\"_id\":\"b\",\"n\":null}"
         );
     }

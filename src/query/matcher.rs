@@ -1,0 +1,212 @@
+//! Evaluating a `where` AST over stored documents, with MongoDB's semantics for the operators
+//! of SPEC §5: arrays match element-wise, `null` equals a missing field, values of different
+//! kinds never compare.
+
+use super::ast::*;
+use crate::model::document::StoredDoc;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+/// Something a path can start from: a document (with its envelope) or a Document element.
+trait Root {
+    fn get(&self, key: &str) -> Option<Cow<'_, Value>>;
+}
+
+impl Root for StoredDoc {
+    fn get(&self, key: &str) -> Option<Cow<'_, Value>> {
+        match key {
+            "_id" => Some(Cow::Owned(Value::String(self.id.to_hex()))),
+            "created" => Some(Cow::Owned(Value::String(self.created.clone()))),
+            "updated" => self.updated.clone().map(|u| Cow::Owned(Value::String(u))),
+            "creator" => Some(Cow::Owned(Value::String(self.creator.to_hex()))),
+            "owner" => Some(Cow::Owned(Value::String(self.owner.to_hex()))),
+            k => self.props.get(k).map(Cow::Borrowed),
+        }
+    }
+}
+
+impl Root for Map<String, Value> {
+    fn get(&self, key: &str) -> Option<Cow<'_, Value>> {
+        Map::get(self, key).map(Cow::Borrowed)
+    }
+}
+
+/// Whether `doc` satisfies `expr`.
+pub fn matches(expr: &Expr, doc: &StoredDoc) -> bool {
+    eval(expr, doc)
+}
+
+fn eval<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {
+    match expr {
+        Expr::And(xs) => xs.iter().all(|x| eval(x, root)),
+        Expr::Or(xs) => xs.iter().any(|x| eval(x, root)),
+        Expr::Field(f, conds) => {
+            let Some((first, rest)) = f.parts.split_first() else {
+                return false;
+            };
+            let top = root.get(first);
+            let mut terminals = Vec::new();
+            if let Some(t) = &top {
+                collect(t, rest, &mut terminals);
+            }
+            conds.iter().all(|c| cond(c, f.ty, &terminals))
+        }
+        // only meaningful against a value, see `eval_value`
+        Expr::Value(_) => false,
+    }
+}
+
+/// The values at the end of `rest`, walking into objects and through arrays.
+fn collect<'a>(v: &'a Value, rest: &[String], out: &mut Vec<&'a Value>) {
+    match rest.split_first() {
+        None => out.push(v),
+        Some((k, more)) => match v {
+            Value::Object(m) => {
+                if let Some(x) = m.get(k) {
+                    collect(x, more, out);
+                }
+            }
+            Value::Array(items) => {
+                for it in items {
+                    collect(it, rest, out);
+                }
+            }
+            _ => {}
+        },
+    }
+}
+
+/// Terminal values with their arrays flattened one level (MongoDB's element-wise view).
+fn elements<'a>(terminals: &[&'a Value]) -> Vec<&'a Value> {
+    let mut out = Vec::with_capacity(terminals.len());
+    for t in terminals {
+        match t {
+            Value::Array(items) => out.extend(items.iter()),
+            v => out.push(v),
+        }
+    }
+    out
+}
+
+pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => a == b,
+        _ => compare(a, b) == Some(Ordering::Equal),
+    }
+}
+
+fn eq_match(terminals: &[&Value], lit: &Value) -> bool {
+    if lit.is_null() && terminals.is_empty() {
+        return true;
+    }
+    elements(terminals).iter().any(|e| equal(e, lit))
+}
+
+fn in_match(terminals: &[&Value], items: &[InItem]) -> bool {
+    items.iter().any(|it| match it {
+        InItem::Lit(l) => eq_match(terminals, l),
+        InItem::Regex(r) => elements(terminals)
+            .iter()
+            .any(|e| e.as_str().is_some_and(|s| r.is_match(s))),
+    })
+}
+
+fn type_of(ty: FieldType, v: &Value) -> TypeName {
+    match v {
+        Value::Null => TypeName::Null,
+        Value::Bool(_) => TypeName::Bool,
+        Value::Number(_) => TypeName::Number,
+        Value::Array(_) => TypeName::Array,
+        Value::Object(_) => TypeName::Object,
+        Value::String(_) => match ty {
+            FieldType::Date => TypeName::Date,
+            FieldType::ObjectId => TypeName::ObjectId,
+            _ => TypeName::String,
+        },
+    }
+}
+
+fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
+    match c {
+        Cond::Eq(l) => eq_match(terminals, l),
+        Cond::Ne(l) => !eq_match(terminals, l),
+        Cond::Cmp(op, l) => elements(terminals).iter().any(|e| {
+            compare(e, l).is_some_and(|o| match op {
+                CmpOp::Gt => o == Ordering::Greater,
+                CmpOp::Gte => o != Ordering::Less,
+                CmpOp::Lt => o == Ordering::Less,
+                CmpOp::Lte => o != Ordering::Greater,
+            })
+        }),
+        Cond::In(items) => in_match(terminals, items),
+        Cond::Nin(items) => !in_match(terminals, items),
+        Cond::Exists(want) => !terminals.is_empty() == *want,
+        Cond::Regex(r) => elements(terminals)
+            .iter()
+            .any(|e| e.as_str().is_some_and(|s| r.is_match(s))),
+        Cond::Size(n) => terminals
+            .iter()
+            .any(|t| t.as_array().is_some_and(|a| a.len() as u64 == *n)),
+        Cond::All(items) => {
+            !items.is_empty()
+                && items.iter().all(|it| match it {
+                    AllItem::Lit(l) => eq_match(terminals, l),
+                    AllItem::ElemMatch(q) => elem_match(q, ty, terminals),
+                })
+        }
+        Cond::ElemMatch(q) => elem_match(q, ty, terminals),
+        Cond::Type(t) => {
+            terminals.iter().any(|v| type_of(ty, v) == *t)
+                || (*t != TypeName::Array
+                    && elements(terminals).iter().any(|v| type_of(ty, v) == *t))
+        }
+    }
+}
+
+fn elem_match(q: &Expr, ty: FieldType, terminals: &[&Value]) -> bool {
+    terminals.iter().any(|t| {
+        let Value::Array(items) = t else { return false };
+        items.iter().any(|e| match q {
+            Expr::Value(conds) => conds.iter().all(|c| cond(c, ty, &[e])),
+            _ => e.as_object().is_some_and(|m| eval(q, m)),
+        })
+    })
+}
+
+/// The value a document has at a (non-array) field, for sorting; missing is `null`.
+pub fn sort_value(doc: &StoredDoc, f: &Field) -> Value {
+    let Some((first, rest)) = f.parts.split_first() else {
+        return Value::Null;
+    };
+    let Some(top) = doc.get(first) else {
+        return Value::Null;
+    };
+    let mut out = Vec::new();
+    collect(&top, rest, &mut out);
+    out.first().map(|v| (*v).clone()).unwrap_or(Value::Null)
+}
+
+/// MongoDB's order across kinds: null < numbers < strings < booleans.
+pub fn sort_cmp(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Number(_) => 1,
+            Value::String(_) => 2,
+            Value::Bool(_) => 3,
+            _ => 4,
+        }
+    }
+    compare(a, b).unwrap_or_else(|| rank(a).cmp(&rank(b)))
+}
