@@ -83,9 +83,26 @@ impl Category {
     }
 }
 
-/// A fault as serialized on the wire.
+/// A fault as serialized on the wire. Boxed so that `Result<T, Fault>` stays small.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Fault {
+#[serde(transparent)]
+pub struct Fault(pub Box<FaultBody>);
+
+impl std::ops::Deref for Fault {
+    type Target = FaultBody;
+    fn deref(&self) -> &FaultBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fault {
+    fn deref_mut(&mut self) -> &mut FaultBody {
+        &mut self.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct FaultBody {
     pub object: String,
     pub name: String,
     pub code: String,
@@ -104,7 +121,7 @@ pub struct Fault {
 impl Fault {
     /// `detail` is the last part of the errCode: `cortex.<category>.<detail>`.
     pub fn new(cat: Category, detail: &str, message: impl Into<String>) -> Fault {
-        Fault {
+        Fault(Box::new(FaultBody {
             object: "fault".into(),
             name: if cat == Category::Validation {
                 "validation".into()
@@ -118,7 +135,7 @@ impl Fault {
             path: None,
             index: None,
             faults: Vec::new(),
-        }
+        }))
     }
 
     pub fn at(mut self, path: impl Into<String>) -> Fault {

@@ -26,7 +26,7 @@ fn write_key(dir: &Path) -> std::path::PathBuf {
 
 fn spawn(dir: &Path, port: u16) -> Child {
     let key = write_key(dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exportd"))
         .args(["serve", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--master-key-file")
@@ -35,7 +35,7 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .env("EXPORTD_SYSTEM_TOKEN", SYS)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -48,6 +48,8 @@ fn spawn(dir: &Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not start on port {port}");
 }
 

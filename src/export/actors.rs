@@ -60,10 +60,10 @@ impl ExportSupervisor {
     }
 
     fn exporter(&mut self, org: &str) -> Addr<OrgExporter> {
-        if let Some(a) = self.orgs.get(org) {
-            if a.connected() {
-                return a.clone();
-            }
+        if let Some(a) = self.orgs.get(org)
+            && a.connected()
+        {
+            return a.clone();
         }
         let a = OrgExporter {
             org: org.to_string(),

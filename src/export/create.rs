@@ -1,5 +1,6 @@
 //! Validating a create request (SPEC §4.2): every bad field is a sub-fault with its `path`.
 
+use crate::export::prefix::{PrefixContext, Target, resolve};
 use crate::export::record::{ExportRecord, Format, Progress, State};
 use crate::fault::{Category, Fault, Faults, Result};
 use crate::model::ids::{ObjectId, iso};
@@ -29,8 +30,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// What validation needs from the store.
-pub trait CreateContext {
-    fn object(&self, name: &str) -> Result<Option<ObjectDef>>;
+pub trait CreateContext: PrefixContext {
     fn account_exists(&self, id: ObjectId) -> Result<bool>;
     fn catalog(&self) -> Result<Vec<ObjectDef>>;
 }
@@ -112,26 +112,34 @@ pub fn parse_create(
             }
         }
     }
+    let mut target: Option<Target> = None;
     if let Some(d) = &def {
+        match resolve(d, prefix.as_deref(), ctx)? {
+            Ok(t) => target = Some(t),
+            Err(m) => faults.bad("prefix", m),
+        }
+    }
+    if let Some(t) = &target {
+        let d = t.shape_def();
         let cat = ctx.catalog()?;
         for (i, p) in paths.iter().enumerate() {
-            if let Err(m) = check_path(d, p, &cat) {
+            if let Err(m) = check_path(&d, p, &cat) {
                 faults.bad(&format!("paths[{i}]"), m);
             }
         }
         for (i, p) in include.iter().enumerate() {
-            if let Err(m) = check_path(d, p, &cat) {
+            if let Err(m) = check_path(&d, p, &cat) {
                 faults.bad(&format!("include[{i}]"), m);
             }
         }
         for (i, p) in expand.iter().enumerate() {
-            if let Err(m) = check_expand(d, p, &cat) {
+            if let Err(m) = check_expand(&d, p, &cat) {
                 faults.bad(&format!("expand[{i}]"), m);
             }
         }
-    }
-    if let (Some(w), Some(d)) = (&where_s, &def) {
-        if let Err(f) = crate::query::parse::parse_where(w, d) {
+        if let Some(w) = &where_s
+            && let Err(f) = t.parse_where(w)
+        {
             faults.push(f);
         }
     }
@@ -143,9 +151,6 @@ pub fn parse_create(
     }
     if script.is_some() {
         not_yet(&mut faults, "afterScript", "afterScript");
-    }
-    if prefix.is_some() {
-        not_yet(&mut faults, "prefix", "prefix");
     }
     let mut principal = None;
     if let Some(p) = &principal_s {

@@ -7,6 +7,7 @@ pub mod create;
 pub mod formats;
 pub mod janitor;
 pub mod pipeline;
+pub mod prefix;
 pub mod record;
 
 use crate::model::ids::ObjectId;

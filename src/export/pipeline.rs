@@ -7,6 +7,7 @@ use crate::export::formats::DocWriter;
 use crate::export::formats::csv::{Columns, CsvWriter};
 use crate::export::formats::json::JsonWriter;
 use crate::export::formats::ndjson::NdjsonWriter;
+use crate::export::prefix::Target;
 use crate::export::record::{Event, ExportRecord, Format, State, Stats};
 use crate::fault::{Category, Fault};
 use crate::model::document::StoredDoc;
@@ -14,7 +15,7 @@ use crate::model::ids::{ObjectId, now_iso};
 use crate::model::schema::ObjectDef;
 use crate::query::Projector;
 use crate::query::ast::Expr;
-use crate::query::matcher::matches;
+use crate::query::matcher::{matches, matches_element};
 use crate::store::blobs::BlobReader;
 use crate::store::data::StoreLookup;
 use crate::store::{BlobKind, BlobWriter, Store};
@@ -37,7 +38,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const BUF: usize = 256 * 1024;
 
 pub enum Outcome {
-    Ready(ExportRecord),
+    Ready(Box<ExportRecord>),
     Failed(Fault),
     /// Stopped by cancel, delete or shutdown (the flag value says which).
     Stopped(u8),
@@ -95,7 +96,7 @@ pub fn run(store: &Store, org: &str, id: ObjectId, flag: Arc<AtomicU8>) -> Outco
         done: 0,
     };
     match run.execute() {
-        Ok(rec) => Outcome::Ready(rec),
+        Ok(rec) => Outcome::Ready(Box::new(rec)),
         Err(Stop::Flag(f)) => Outcome::Stopped(f),
         Err(Stop::Fault(f)) => Outcome::Failed(f),
     }
@@ -158,15 +159,26 @@ impl Run<'_> {
             expand: self.rec.expand.clone(),
             principal,
         };
+        let target = match crate::export::prefix::resolve(
+            &def,
+            self.rec.prefix.as_deref(),
+            &StorePrefix(self.store, &org),
+        )? {
+            Ok(t) => t,
+            Err(m) => return Err(Stop::Fault(Fault::invalid("prefix", m).at("prefix"))),
+        };
         let filter = match &self.rec.where_json {
-            Some(w) => Some(crate::query::parse::parse_where(w, &def)?),
+            Some(w) => Some(target.parse_where(w)?),
             None => None,
         };
         // documents created from now on are not part of this export
         let mark = ObjectId::new();
-        let total = self.store.count_docs(&org, &def.name)?;
+        let total = match &target {
+            Target::Object(d) => Some(self.store.count_docs(&org, &d.name)?),
+            _ => None,
+        };
         let _ = self.store.update_export(&org, self.rec.id, |r| {
-            r.progress.total = Some(total);
+            r.progress.total = total;
             Ok(())
         });
 
@@ -181,24 +193,27 @@ impl Run<'_> {
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
 
         self.event("cursor.started", json!({"total": total}));
+        let src = Source {
+            target: &target,
+            cat: &cat,
+            projector: &projector,
+            filter: filter.as_ref(),
+            mark,
+        };
         let count = match self.rec.format {
             Format::Ndjson => {
                 let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
-                let n = self.each_doc(&def, &cat, &projector, filter.as_ref(), mark, |d| {
-                    w.write_doc(d)
-                })?;
+                let n = self.each_doc(&src, |d| w.write_doc(d))?;
                 w.finish().map_err(io_fault)?;
                 n
             }
             Format::Json => {
                 let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
-                let n = self.each_doc(&def, &cat, &projector, filter.as_ref(), mark, |d| {
-                    w.write_doc(d)
-                })?;
+                let n = self.each_doc(&src, |d| w.write_doc(d))?;
                 w.finish().map_err(io_fault)?;
                 n
             }
-            Format::Csv => self.csv(&def, &cat, &projector, filter.as_ref(), mark, &mut zip)?,
+            Format::Csv => self.csv(&src, &mut zip)?,
         };
         let archive = zip
             .finish()
@@ -225,61 +240,131 @@ impl Run<'_> {
         }
     }
 
-    /// Feeds every exported document (in `_id` order, up to `mark`) to `write`.
-    fn each_doc<F>(
-        &mut self,
-        def: &ObjectDef,
-        cat: &[ObjectDef],
-        projector: &Projector,
-        filter: Option<&Expr>,
-        mark: ObjectId,
-        mut write: F,
-    ) -> std::result::Result<u64, Stop>
+    /// Feeds every exported document (in `_id` order, up to the mark) to `write`.
+    fn each_doc<F>(&mut self, src: &Source, mut write: F) -> std::result::Result<u64, Stop>
     where
         F: FnMut(&Map<String, Value>) -> std::io::Result<()>,
     {
+        let count = match src.target {
+            Target::Object(def) => self.scan(src, def, None, &mut write)?,
+            Target::List {
+                parent_id,
+                source,
+                linked,
+            } => self.scan(src, source, Some((linked.as_str(), *parent_id)), &mut write)?,
+            Target::Elements {
+                parent,
+                parent_id,
+                prop,
+            } => self.elements(src, parent, *parent_id, prop, &mut write)?,
+        };
+        self.event("cursor.completed", json!({"docs": count}));
+        Ok(count)
+    }
+
+    /// The documents of `def` (List members: those whose `linked` reference is `parent`).
+    fn scan(
+        &mut self,
+        src: &Source,
+        def: &ObjectDef,
+        member_of: Option<(&str, ObjectId)>,
+        write: &mut dyn FnMut(&Map<String, Value>) -> std::io::Result<()>,
+    ) -> std::result::Result<u64, Stop> {
         let org = self.rec.org.clone();
         let store = self.store.clone();
-        let mut lookup = StoreLookup::new(&store, &org, projector.principal.as_ref());
+        let mut lookup = StoreLookup::new(&store, &org, src.projector.principal.as_ref());
         let mut count = 0u64;
         let mut seen = 0u64;
-        for d in self.store.iter_docs(&org, &def.name, false) {
+        for d in store.iter_docs(&org, &def.name, false) {
             let d: StoredDoc = d?;
-            if d.id >= mark {
+            if d.id >= src.mark {
                 break;
             }
             seen += 1;
-            if seen % CHECK_EVERY == 0 {
+            if seen.is_multiple_of(CHECK_EVERY) {
                 self.done = seen;
                 self.check()?;
             }
-            if !projector.readable(def, &d) || filter.is_some_and(|e| !matches(e, &d)) {
+            if let Some((linked, parent)) = member_of
+                && !references(d.props.get(linked), parent)
+            {
                 continue;
             }
-            write(&projector.project(def, &d, cat, &mut lookup)).map_err(io_fault)?;
+            if !src.projector.readable(def, &d) || src.filter.is_some_and(|e| !matches(e, &d)) {
+                continue;
+            }
+            write(&src.projector.project(def, &d, src.cat, &mut lookup)).map_err(io_fault)?;
             count += 1;
         }
         self.done = seen;
-        self.event("cursor.completed", json!({"docs": count}));
+        Ok(count)
+    }
+
+    /// The elements of one document's Document array.
+    fn elements(
+        &mut self,
+        src: &Source,
+        parent: &ObjectDef,
+        parent_id: ObjectId,
+        prop: &crate::model::schema::PropDef,
+        write: &mut dyn FnMut(&Map<String, Value>) -> std::io::Result<()>,
+    ) -> std::result::Result<u64, Stop> {
+        let org = self.rec.org.clone();
+        let store = self.store.clone();
+        let Some(doc) = store.get_doc(&org, &parent.name, parent_id)? else {
+            return Err(Stop::Fault(
+                Fault::invalid("prefix", "The prefix document no longer exists").at("prefix"),
+            ));
+        };
+        if !src.projector.readable(parent, &doc) {
+            return Ok(0);
+        }
+        let mut full = crate::model::document::render(parent, &doc, src.cat);
+        if let Some(a) = &src.projector.principal {
+            let level = crate::model::acl::level(parent, &doc, a);
+            if prop.read_level() > level {
+                return Ok(0);
+            }
+            crate::query::projection::strip_unreadable(&parent.properties, &mut full, level);
+        }
+        let stored: Vec<Value> = doc
+            .props
+            .get(&prop.name)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let rendered: Vec<Value> = full
+            .get(&prop.name)
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut lookup = StoreLookup::new(&store, &org, src.projector.principal.as_ref());
+        let mut count = 0u64;
+        for (i, (s, r)) in stored.iter().zip(rendered).enumerate() {
+            if (i as u64).is_multiple_of(CHECK_EVERY) {
+                self.check()?;
+            }
+            let (Some(sm), Value::Object(rm)) = (s.as_object(), r) else {
+                continue;
+            };
+            if src.filter.is_some_and(|e| !matches_element(e, sm)) {
+                continue;
+            }
+            write(&src.projector.shape(&prop.properties, rm, &mut lookup)).map_err(io_fault)?;
+            count += 1;
+            self.done = count;
+        }
         Ok(count)
     }
 
     /// Pass one spills projected documents (encrypted) and collects the columns; pass two
     /// writes the CSV from the spill.
-    fn csv<W: Write>(
-        &mut self,
-        def: &ObjectDef,
-        cat: &[ObjectDef],
-        projector: &Projector,
-        filter: Option<&Expr>,
-        mark: ObjectId,
-        out: &mut W,
-    ) -> std::result::Result<u64, Stop> {
+    fn csv<W: Write>(&mut self, src: &Source, out: &mut W) -> std::result::Result<u64, Stop> {
         let store = self.store.clone();
         let org = self.rec.org.clone();
         let mut spill = BufWriter::with_capacity(BUF, store.blob_writer(&org, BlobKind::Spill)?);
         let mut columns = Columns::default();
-        let count = self.each_doc(def, cat, projector, filter, mark, |d| {
+        let count = self.each_doc(src, |d| {
             columns.add(d);
             crate::export::formats::write_json(&mut spill, d)?;
             spill.write_all(b"\n")
@@ -306,7 +391,7 @@ impl Run<'_> {
                     .map_err(|e| Stop::Fault(Fault::internal("spill is unreadable", e)))?;
                 w.write_doc(&doc).map_err(io_fault)?;
                 n += 1;
-                if n % CHECK_EVERY == 0 {
+                if n.is_multiple_of(CHECK_EVERY) {
                     self.check()?;
                 }
             }
@@ -317,6 +402,36 @@ impl Run<'_> {
         store.unpin_blob(spill_id);
         let _ = store.remove_blob_data(spill_id);
         result
+    }
+}
+
+/// What one run reads and how it shapes it.
+struct Source<'a> {
+    target: &'a Target,
+    cat: &'a [ObjectDef],
+    projector: &'a Projector,
+    filter: Option<&'a Expr>,
+    mark: ObjectId,
+}
+
+/// Whether a stored Reference value (single or array) points at `id`.
+fn references(v: Option<&Value>, id: ObjectId) -> bool {
+    let hex = id.to_hex();
+    match v {
+        Some(Value::String(s)) => *s == hex,
+        Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(hex.as_str())),
+        _ => false,
+    }
+}
+
+struct StorePrefix<'a>(&'a Store, &'a str);
+
+impl crate::export::prefix::PrefixContext for StorePrefix<'_> {
+    fn object(&self, name: &str) -> crate::fault::Result<Option<ObjectDef>> {
+        self.0.find_object(self.1, name)
+    }
+    fn doc_exists(&self, object: &str, id: ObjectId) -> crate::fault::Result<bool> {
+        self.0.doc_exists(self.1, object, id)
     }
 }
 

@@ -65,21 +65,21 @@ pub async fn create_account(state: &web::Data<AppState>, org: &str, body: Value)
     let roles = f.strings("roles", 20, 40);
     let password = f.string("password", false, passwords::MAX_LEN);
     f.finish();
-    if let Some(e) = &email {
-        if !email_ok(e) {
-            faults.bad("email", "email is not a valid address");
-        }
+    if let Some(e) = &email
+        && !email_ok(e)
+    {
+        faults.bad("email", "email is not a valid address");
     }
-    if let Some(p) = &password {
-        if p.chars().count() < passwords::MIN_LEN {
-            faults.bad(
-                "password",
-                format!(
-                    "password must be at least {} characters",
-                    passwords::MIN_LEN
-                ),
-            );
-        }
+    if let Some(p) = &password
+        && p.chars().count() < passwords::MIN_LEN
+    {
+        faults.bad(
+            "password",
+            format!(
+                "password must be at least {} characters",
+                passwords::MIN_LEN
+            ),
+        );
     }
     let mut clean_roles = Vec::new();
     for (i, r) in roles
@@ -266,8 +266,10 @@ async fn me(caller: OrgCaller) -> HttpResponse {
 }
 
 /// Failed sign-ins per (org, email) in the current window; past the limit: 429.
-fn failures() -> &'static Mutex<HashMap<(String, String), (u32, Instant)>> {
-    static F: OnceLock<Mutex<HashMap<(String, String), (u32, Instant)>>> = OnceLock::new();
+type Failures = HashMap<(String, String), (u32, Instant)>;
+
+fn failures() -> &'static Mutex<Failures> {
+    static F: OnceLock<Mutex<Failures>> = OnceLock::new();
     F.get_or_init(|| Mutex::new(HashMap::new()))
 }
 const MAX_FAILURES: u32 = 10;

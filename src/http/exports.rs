@@ -4,6 +4,7 @@ use crate::app::AppState;
 use crate::auth::OrgCaller;
 use crate::export::create::{CreateContext, parse_create};
 use crate::export::pipeline::{STOP_CANCEL, STOP_DELETE, cancelled_fault};
+use crate::export::prefix::PrefixContext;
 use crate::export::record::{Event, ExportRecord, State};
 use crate::fault::{Category, Fault, Result};
 use crate::http::body::JsonBody;
@@ -58,10 +59,16 @@ struct Ctx<'a> {
     org: &'a str,
 }
 
-impl CreateContext for Ctx<'_> {
+impl PrefixContext for Ctx<'_> {
     fn object(&self, name: &str) -> Result<Option<ObjectDef>> {
         self.store.find_object(self.org, name)
     }
+    fn doc_exists(&self, object: &str, id: ObjectId) -> Result<bool> {
+        self.store.doc_exists(self.org, object, id)
+    }
+}
+
+impl CreateContext for Ctx<'_> {
     fn account_exists(&self, id: ObjectId) -> Result<bool> {
         Ok(self.store.get_account(self.org, id)?.is_some())
     }
@@ -93,7 +100,9 @@ async fn create_export(
 }
 
 /// `where` on exports: `state` and `label`, by equality, `$in` (state) or `$regex` (label).
-fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Send>> {
+type RecordTest = Box<dyn Fn(&ExportRecord) -> bool + Send>;
+
+fn export_filter(where_s: &str) -> Result<RecordTest> {
     let bad = |m: String, p: &str| {
         Fault::invalid("query", m).at(format!("where.{p}").trim_end_matches('.').to_string())
     };
@@ -102,7 +111,7 @@ fn export_filter(where_s: &str) -> Result<Box<dyn Fn(&ExportRecord) -> bool + Se
     let Value::Object(m) = v else {
         return Err(bad("where must be a JSON object".into(), ""));
     };
-    let mut tests: Vec<Box<dyn Fn(&ExportRecord) -> bool + Send>> = Vec::new();
+    let mut tests: Vec<RecordTest> = Vec::new();
     for (k, cond) in m {
         match (k.as_str(), cond) {
             ("state", Value::String(s)) => {

@@ -103,10 +103,10 @@ async fn upload(
         // the element or index must exist before bytes are accepted
         let mut probe = doc.props.clone();
         files::set(&mut probe, &loc, serde_json::Value::Null)?;
-        if let Some(limit) = s2.get_org(&o2)?.and_then(|o| o.storage_limit) {
-            if s2.usage(&o2)?.used() >= limit {
-                return Err(Fault::storage_limit());
-            }
+        if let Some(limit) = s2.get_org(&o2)?.and_then(|o| o.storage_limit)
+            && s2.usage(&o2)?.used() >= limit
+        {
+            return Err(Fault::storage_limit());
         }
         Ok((def, loc, doc_id))
     })

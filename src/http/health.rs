@@ -9,7 +9,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let ok = state.store.t.meta.len() > 0;
+    let ok = !state.store.t.meta.is_empty();
     let body = json!({"object": "health", "status": if ok { "ok" } else { "degraded" }, "version": env!("CARGO_PKG_VERSION")});
     if ok {
         HttpResponse::Ok().json(body)

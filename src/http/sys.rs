@@ -75,13 +75,13 @@ async fn create_org(
     let name = f.string("name", false, 100);
     let limit = storage_limit(&mut f);
     f.finish();
-    if let Some(c) = &code {
-        if !org_code_re().is_match(c) || RESERVED_CODES.contains(&c.as_str()) {
-            faults.bad(
-                "code",
-                "code must match [a-z0-9][a-z0-9-]{0,39} and not be reserved",
-            );
-        }
+    if let Some(c) = &code
+        && (!org_code_re().is_match(c) || RESERVED_CODES.contains(&c.as_str()))
+    {
+        faults.bad(
+            "code",
+            "code must match [a-z0-9][a-z0-9-]{0,39} and not be reserved",
+        );
     }
     faults.finish()?;
     let code = code.unwrap_or_default();
@@ -137,13 +137,13 @@ async fn patch_org(
     let name = f.string("name", false, 100);
     let limit = storage_limit(&mut f);
     let ttl = f.number("exportTtlDays");
-    if let Some(t) = ttl {
-        if !(t.is_finite() && t > 0.0 && t <= 3650.0) {
-            f.bad(
-                "exportTtlDays",
-                "exportTtlDays must be a positive number of days (at most 3650)",
-            );
-        }
+    if let Some(t) = ttl
+        && !(t.is_finite() && t > 0.0 && t <= 3650.0)
+    {
+        f.bad(
+            "exportTtlDays",
+            "exportTtlDays must be a positive number of days (at most 3650)",
+        );
     }
     f.finish();
     faults.finish()?;

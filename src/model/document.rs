@@ -347,18 +347,18 @@ fn cast_scalar(
             let prev_elem = prev_element(prev, id);
             let mut kept_files = Map::new();
             for sp in p.properties.iter().filter(|sp| sp.ty == PropType::File) {
-                if let Some(fv) = m.remove(&sp.name) {
-                    if !fv.is_null() {
-                        match prev_elem.and_then(|e| e.get(&sp.name)) {
-                            Some(old) => {
-                                kept_files.insert(sp.name.clone(), old.clone());
-                            }
-                            None => bad(
-                                faults,
-                                &format!("{path}.{}", sp.name),
-                                "File values are set by uploading to .../content",
-                            ),
+                if let Some(fv) = m.remove(&sp.name)
+                    && !fv.is_null()
+                {
+                    match prev_elem.and_then(|e| e.get(&sp.name)) {
+                        Some(old) => {
+                            kept_files.insert(sp.name.clone(), old.clone());
                         }
+                        None => bad(
+                            faults,
+                            &format!("{path}.{}", sp.name),
+                            "File values are set by uploading to .../content",
+                        ),
                     }
                 }
             }
@@ -487,22 +487,22 @@ pub fn render<P: Plurals + ?Sized>(
 
 fn render_value<P: Plurals + ?Sized>(p: &PropDef, v: &Value, base: &str, cat: &P) -> Value {
     let path = format!("{base}/{}", p.name);
-    if p.array {
-        if let Value::Array(items) = v {
-            return Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, it)| {
-                        let ip = match it.get("_id").and_then(|x| x.as_str()) {
-                            Some(eid) if p.ty == PropType::Document => format!("{path}/{eid}"),
-                            _ => format!("{path}/{i}"),
-                        };
-                        render_scalar(p, it, &ip, cat)
-                    })
-                    .collect(),
-            );
-        }
+    if p.array
+        && let Value::Array(items) = v
+    {
+        return Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| {
+                    let ip = match it.get("_id").and_then(|x| x.as_str()) {
+                        Some(eid) if p.ty == PropType::Document => format!("{path}/{eid}"),
+                        _ => format!("{path}/{i}"),
+                    };
+                    render_scalar(p, it, &ip, cat)
+                })
+                .collect(),
+        );
     }
     render_scalar(p, v, &path, cat)
 }

@@ -11,7 +11,7 @@ pub struct ObjectId(pub [u8; 12]);
 
 fn process_random() -> &'static [u8; 5] {
     static R: OnceLock<[u8; 5]> = OnceLock::new();
-    R.get_or_init(|| rand::random())
+    R.get_or_init(rand::random)
 }
 
 fn counter() -> &'static AtomicU32 {

@@ -280,10 +280,9 @@ pub fn parse_definition(body: Value, others: &[ObjectDef]) -> Result<ObjectDef> 
         .0
         .iter()
         .find(|f| f.err_code == "cortex.exists.object")
+        && faults.0.len() == 1
     {
-        if faults.0.len() == 1 {
-            return Err(dup.clone());
-        }
+        return Err(dup.clone());
     }
     faults.finish()?;
     Ok(ObjectDef {
@@ -406,20 +405,22 @@ fn parse_acl(v: Value, path: &str, faults: &mut Faults) -> Vec<AclEntry> {
         let kind = f.string("type", true, 20);
         let target = f.string("target", true, 100);
         let allow = f.string("allow", true, 20);
-        if let Some(k) = &kind {
-            if k != "role" && k != "account" {
-                f.bad("type", "type must be role or account");
-            }
+        if let Some(k) = &kind
+            && k != "role"
+            && k != "account"
+        {
+            f.bad("type", "type must be role or account");
         }
-        if let Some(a) = &allow {
-            if !matches!(a.as_str(), "read" | "update" | "delete") {
-                f.bad("allow", "allow must be read, update or delete");
-            }
+        if let Some(a) = &allow
+            && !matches!(a.as_str(), "read" | "update" | "delete")
+        {
+            f.bad("allow", "allow must be read, update or delete");
         }
-        if let (Some(k), Some(t)) = (&kind, &target) {
-            if k == "account" && crate::model::ids::ObjectId::parse(t).is_none() {
-                f.bad("target", "an account target must be an account _id");
-            }
+        if let (Some(k), Some(t)) = (&kind, &target)
+            && k == "account"
+            && crate::model::ids::ObjectId::parse(t).is_none()
+        {
+            f.bad("target", "an account target must be an account _id");
         }
         f.finish();
         if let (Some(kind), Some(target), Some(allow)) = (kind, target, allow) {
@@ -501,10 +502,10 @@ fn parse_property(
             );
         }
     }
-    if let Some(r) = &read_access {
-        if access_level(r).is_none() {
-            f.bad("readAccess", format!("Unknown access level {r}"));
-        }
+    if let Some(r) = &read_access
+        && access_level(r).is_none()
+    {
+        f.bad("readAccess", format!("Unknown access level {r}"));
     }
     let mut properties = Vec::new();
     if let Some(ty) = ty {

@@ -151,7 +151,7 @@ fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
         }),
         Cond::In(items) => in_match(terminals, items),
         Cond::Nin(items) => !in_match(terminals, items),
-        Cond::Exists(want) => !terminals.is_empty() == *want,
+        Cond::Exists(want) => terminals.is_empty() != *want,
         Cond::Regex(r) => elements(terminals)
             .iter()
             .any(|e| e.as_str().is_some_and(|s| r.is_match(s))),
@@ -209,4 +209,9 @@ pub fn sort_cmp(a: &Value, b: &Value) -> Ordering {
         }
     }
     compare(a, b).unwrap_or_else(|| rank(a).cmp(&rank(b)))
+}
+
+/// Whether a Document-array element satisfies `expr` (see `parse_where_elements`).
+pub fn matches_element(expr: &Expr, element: &Map<String, Value>) -> bool {
+    eval(expr, element)
 }

@@ -114,7 +114,7 @@ fn resolve(path: &str, scope: Scope) -> std::result::Result<Field, String> {
     let first = segs[0];
     let rest = &segs[1..];
     let env = |ty: FieldType, extra_ok: bool| -> std::result::Result<Field, String> {
-        if !rest.is_empty() && !(extra_ok && rest == ["_id"]) {
+        if !(rest.is_empty() || extra_ok && rest == ["_id"]) {
             return Err(format!("{path} is not a valid path"));
         }
         Ok(Field {
@@ -566,4 +566,26 @@ pub fn parse_sort(src: &str, def: &ObjectDef) -> Result<Vec<SortKey>> {
             Ok(SortKey { field, descending })
         })
         .collect()
+}
+
+/// Parses a `where` over the elements of a Document array (`prefix` exports): paths are
+/// relative to the element, which has an `_id` but no envelope.
+pub fn parse_where_elements(src: &str, props: &[PropDef]) -> Result<Expr> {
+    if src.chars().count() > MAX_WHERE_CHARS {
+        return Err(fault(
+            "where",
+            format!("where is longer than {MAX_WHERE_CHARS} characters"),
+        ));
+    }
+    let v: Value = serde_json::from_str(src)
+        .map_err(|e| fault("where", format!("where is not valid JSON: {e}")))?;
+    let scope = Scope {
+        props,
+        envelope: false,
+        element_id: true,
+    };
+    match &v {
+        Value::Object(m) => parse_query(m, scope, "where", 1),
+        _ => Err(fault("where", "where must be a JSON object")),
+    }
 }

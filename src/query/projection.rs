@@ -244,10 +244,11 @@ fn expand_at(
                         *x = Value::Object(t);
                     }
                 }
-                if !rest.is_empty() && is_expanded(x) {
-                    if let Value::Object(o) = x {
-                        expand_at(o, &tdef.properties, rest, lookup, hops - 1);
-                    }
+                if !rest.is_empty()
+                    && is_expanded(x)
+                    && let Value::Object(o) = x
+                {
+                    expand_at(o, &tdef.properties, rest, lookup, hops - 1);
                 }
             });
         }
@@ -281,7 +282,7 @@ pub fn drop_optional(
 ) {
     for p in props {
         let path = crate::model::input::join(base, &p.name);
-        if p.optional && !include.iter().any(|i| *i == path) {
+        if p.optional && !include.contains(&path) {
             m.remove(&p.name);
         } else if p.ty == PropType::Document {
             match m.get_mut(&p.name) {
@@ -334,10 +335,10 @@ fn pick(key: &str, v: &Value, rest: &[&str], dst: &mut Map<String, Value>) {
             });
             if let Value::Array(out) = slot {
                 for (it, o) in items.iter().zip(out.iter_mut()) {
-                    if let (Value::Object(im), Value::Object(om)) = (it, o) {
-                        if let Some(inner) = im.get(*first) {
-                            pick(first, inner, more, om);
-                        }
+                    if let (Value::Object(im), Value::Object(om)) = (it, o)
+                        && let Some(inner) = im.get(*first)
+                    {
+                        pick(first, inner, more, om);
                     }
                 }
             }

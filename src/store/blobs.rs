@@ -109,12 +109,12 @@ impl BlobWriter {
     }
 
     pub fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
-        if let Some(max) = self.max_size {
-            if self.size() + data.len() as u64 > max {
-                return Err(Fault::too_large(format!(
-                    "The content is larger than the limit of {max} bytes"
-                )));
-            }
+        if let Some(max) = self.max_size
+            && self.size() + data.len() as u64 > max
+        {
+            return Err(Fault::too_large(format!(
+                "The content is larger than the limit of {max} bytes"
+            )));
         }
         while !data.is_empty() {
             if self.buf.len() == SEGMENT_LEN {
