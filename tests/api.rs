@@ -2699,29 +2699,132 @@ async fn documents_list_bad_parameters() {
     );
 }
 
-/// The document list does not run queries yet (where/paths/expand/sort). NOTE: the query
-/// engine is being wired into src/http/documents.rs; replace this test when it lands.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// where/sort/paths/expand on a list never reach documents the caller may not read.
 #[actix_web::test]
-async fn documents_list_query_engine_not_yet_supported() {
+async fn documents_list_queries_respect_acl() {
     let app = common::app().await;
     let admin = setup(&app.svc, "acme").await;
-    for (k, val) in [
-        ("where", "%7B%7D"),
-        ("paths", "c_name"),
-        ("expand", "c_parent"),
-        ("sort", "%7B%7D"),
+    let (_, alice) = user(&app.svc, "acme", &admin, "alice@acme.test").await;
+    let (_, bob) = user(&app.svc, "acme", &admin, "bob@acme.test").await;
+    let p = create_doc(
+        &app.svc,
+        "acme",
+        &admin,
+        "c_parents",
+        json!({"c_title": "TOP SECRET"}),
+    )
+    .await;
+    let pid = p["_id"].as_str().unwrap();
+    create_doc(
+        &app.svc,
+        "acme",
+        &alice,
+        "c_things",
+        json!({"c_name": "alice's", "c_count": 5, "c_parent": pid}),
+    )
+    .await;
+    let mine = create_doc(
+        &app.svc,
+        "acme",
+        &bob,
+        "c_things",
+        json!({"c_name": "bob's", "c_count": 1, "c_parent": pid}),
+    )
+    .await;
+    let mine_id = mine["_id"].as_str().unwrap();
+
+    let list = |q: String| format!("/acme/v2/c_things?total=true&{q}");
+    let w = |v: Value| format!("where={}", enc(&v.to_string()));
+    for q in [
+        w(json!({"c_count": 5})),
+        w(json!({"c_name": {"$regex": "/alice/"}})),
+        w(json!({"c_count": {"$gte": 0}})) + "&sort=-c_count",
     ] {
-        let r = call(
-            &app.svc,
-            "GET",
-            &format!("/acme/v2/c_things?{k}={val}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-        assert_fault(&r, 400, "cortex.unsupportedOperation.queryEngine", Some(k));
-        assert_eq!(r.1["code"], "kUnsupportedOperation");
+        let (s, v) = call(&app.svc, "GET", &list(q.clone()), Some(&bob), None).await;
+        assert_eq!(s, 200, "{q}: {v}");
+        assert!(!v.to_string().contains("alice's"), "{q}: {v}");
+        assert!(
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["_id"] == mine_id),
+            "{q}: {v}"
+        );
+        assert!(v["total"].as_u64().unwrap() <= 1, "{q}: {v}");
     }
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        &list(w(json!({"c_count": 5}))),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(v["total"], 1, "the admin sees it: {v}");
+
+    // expanding a reference to a document the caller cannot read keeps the reference
+    let (_, v) = call(
+        &app.svc,
+        "GET",
+        &list("expand=c_parent".into()),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["data"][0]["c_parent"]["c_title"], "TOP SECRET",
+        "expand works: {v}"
+    );
+    for q in ["expand=c_parent", "paths=c_name,c_parent.c_title"] {
+        let (s, v) = call(&app.svc, "GET", &list(q.into()), Some(&bob), None).await;
+        assert_eq!(s, 200, "{q}: {v}");
+        assert!(!v.to_string().contains("TOP SECRET"), "{q} leaks: {v}");
+        assert_eq!(v["total"], 1, "{q}: {v}");
+    }
+    let (s, v) = call(
+        &app.svc,
+        "GET",
+        &format!("/acme/v2/c_things/{mine_id}?expand=c_parent"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!v.to_string().contains("TOP SECRET"), "{v}");
+    assert_eq!(v["c_parent"]["_id"], pid);
+
+    // bad query parameters are faults naming the parameter
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?where=%7Bbad",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_fault(&r, 400, "cortex.invalidArgument.query", Some("where"));
+    let r = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_things?paths=c_zz",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_fault(&r, 400, "cortex.invalidArgument.paths", Some("paths[0]"));
 }
 
 #[actix_web::test]
@@ -3149,9 +3252,8 @@ async fn acl_account_update_grant() {
 }
 
 #[actix_web::test]
-#[ignore = "BUG: GET /{org}/v2/{plural}/{id} and the list ignore a property's readAccess: an account with \
-            read access still sees a property with readAccess \"update\" (SPEC §3 ACL; file download does enforce it)"]
-async fn acl_read_access_hides_properties() {
+#[ignore = "BUG: GET /{org}/v2/{plural}/{id} ignores a property's readAccess: an account with read access sees a property with readAccess \"update\" (SPEC §3 ACL; file download does enforce it): src/http/documents.rs projector() never sets Projector.principal, so project() skips strip_unreadable"]
+async fn acl_read_access_hides_properties_on_get() {
     let app = common::app().await;
     let admin = org_with_admin(&app.svc, "acme").await;
     define(
@@ -3189,8 +3291,86 @@ async fn acl_read_access_hides_properties() {
         "readAccess above read is left out: {}",
         r.1
     );
-    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_memos", Some(&bob), None).await;
+}
+
+/// A memo object whose c_secret needs update access, readable by role user; returns
+/// (alice's doc id, alice, bob).
+async fn secret_memo<S, B>(svc: &S, admin: &str) -> (String, String, String)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    define(
+        svc,
+        "acme",
+        admin,
+        json!({
+            "name": "c_memo",
+            "defaultAcl": [{"type": "role", "target": "user", "allow": "read"}],
+            "properties": [
+                {"name": "c_t", "type": "String"},
+                {"name": "c_secret", "type": "String", "readAccess": "update"}
+            ]
+        }),
+    )
+    .await;
+    let (_, alice) = user(svc, "acme", admin, "alice@acme.test").await;
+    let (_, bob) = user(svc, "acme", admin, "bob@acme.test").await;
+    let a = create_doc(
+        svc,
+        "acme",
+        &alice,
+        "c_memos",
+        json!({"c_t": "hi", "c_secret": "s3"}),
+    )
+    .await;
+    (a["_id"].as_str().unwrap().to_string(), alice, bob)
+}
+
+#[actix_web::test]
+#[ignore = "BUG: GET /{org}/v2/{plural} (with or without paths) ignores a property's readAccess: an account with read access sees a property with readAccess \"update\" (SPEC §3 ACL)"]
+async fn acl_read_access_hides_properties_in_lists() {
+    let app = common::app().await;
+    let admin = org_with_admin(&app.svc, "acme").await;
+    let (_, alice, bob) = secret_memo(&app.svc, &admin).await;
+    let (_, l) = call(&app.svc, "GET", "/acme/v2/c_memos", Some(&alice), None).await;
+    assert_eq!(l["data"][0]["c_secret"], "s3", "the owner sees it: {l}");
+    let (s, l) = call(&app.svc, "GET", "/acme/v2/c_memos", Some(&bob), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(l["data"][0]["c_t"], "hi", "{l}");
     assert!(l["data"][0].get("c_secret").is_none(), "{l}");
+    let (_, l) = call(
+        &app.svc,
+        "GET",
+        "/acme/v2/c_memos?paths=c_t,c_secret",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert!(!l.to_string().contains("s3"), "{l}");
+}
+
+#[actix_web::test]
+#[ignore = "BUG: where on a property the caller may not read (readAccess above its level) filters on it, \
+            so the hidden value can be guessed: total differs for the right and a wrong value"]
+async fn acl_where_cannot_probe_unreadable_properties() {
+    let app = common::app().await;
+    let admin = org_with_admin(&app.svc, "acme").await;
+    let (_, _, bob) = secret_memo(&app.svc, &admin).await;
+    let probe = |guess: &str| {
+        format!(
+            "/acme/v2/c_memos?total=true&where={}",
+            enc(&json!({"c_secret": guess}).to_string())
+        )
+    };
+    let right = call(&app.svc, "GET", &probe("s3"), Some(&bob), None).await;
+    let wrong = call(&app.svc, "GET", &probe("nope"), Some(&bob), None).await;
+    assert_eq!(right.0, wrong.0, "{} / {}", right.1, wrong.1);
+    assert_eq!(
+        right.1["total"], wrong.1["total"],
+        "{} / {}",
+        right.1, wrong.1
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

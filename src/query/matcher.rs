@@ -46,11 +46,16 @@ fn eval<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {
                 return false;
             };
             let top = root.get(first);
-            let mut terminals = Vec::new();
-            if let Some(t) = &top {
-                collect(t, rest, &mut terminals);
+            match (&top, rest.is_empty()) {
+                (None, _) => conds.iter().all(|c| cond(c, f.ty, &[])),
+                // the common case needs no allocation
+                (Some(t), true) => conds.iter().all(|c| cond(c, f.ty, &[t.as_ref()])),
+                (Some(t), false) => {
+                    let mut terminals = Vec::new();
+                    collect(t, rest, &mut terminals);
+                    conds.iter().all(|c| cond(c, f.ty, &terminals))
+                }
             }
-            conds.iter().all(|c| cond(c, f.ty, &terminals))
         }
         // only meaningful against a value, see `eval_value`
         Expr::Value(_) => false,
@@ -77,16 +82,13 @@ fn collect<'a>(v: &'a Value, rest: &[String], out: &mut Vec<&'a Value>) {
     }
 }
 
-/// Terminal values with their arrays flattened one level (MongoDB's element-wise view).
-fn elements<'a>(terminals: &[&'a Value]) -> Vec<&'a Value> {
-    let mut out = Vec::with_capacity(terminals.len());
-    for t in terminals {
-        match t {
-            Value::Array(items) => out.extend(items.iter()),
-            v => out.push(v),
-        }
-    }
-    out
+/// Whether `f` holds for any terminal value, arrays flattened one level (MongoDB's
+/// element-wise view).
+fn any_element(terminals: &[&Value], mut f: impl FnMut(&Value) -> bool) -> bool {
+    terminals.iter().any(|t| match t {
+        Value::Array(items) => items.iter().any(&mut f),
+        v => f(v),
+    })
 }
 
 pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
@@ -110,15 +112,13 @@ fn eq_match(terminals: &[&Value], lit: &Value) -> bool {
     if lit.is_null() && terminals.is_empty() {
         return true;
     }
-    elements(terminals).iter().any(|e| equal(e, lit))
+    any_element(terminals, |e| equal(e, lit))
 }
 
 fn in_match(terminals: &[&Value], items: &[InItem]) -> bool {
     items.iter().any(|it| match it {
         InItem::Lit(l) => eq_match(terminals, l),
-        InItem::Regex(r) => elements(terminals)
-            .iter()
-            .any(|e| e.as_str().is_some_and(|s| r.is_match(s))),
+        InItem::Regex(r) => any_element(terminals, |e| e.as_str().is_some_and(|s| r.is_match(s))),
     })
 }
 
@@ -141,7 +141,7 @@ fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
     match c {
         Cond::Eq(l) => eq_match(terminals, l),
         Cond::Ne(l) => !eq_match(terminals, l),
-        Cond::Cmp(op, l) => elements(terminals).iter().any(|e| {
+        Cond::Cmp(op, l) => any_element(terminals, |e| {
             compare(e, l).is_some_and(|o| match op {
                 CmpOp::Gt => o == Ordering::Greater,
                 CmpOp::Gte => o != Ordering::Less,
@@ -152,9 +152,7 @@ fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
         Cond::In(items) => in_match(terminals, items),
         Cond::Nin(items) => !in_match(terminals, items),
         Cond::Exists(want) => terminals.is_empty() != *want,
-        Cond::Regex(r) => elements(terminals)
-            .iter()
-            .any(|e| e.as_str().is_some_and(|s| r.is_match(s))),
+        Cond::Regex(r) => any_element(terminals, |e| e.as_str().is_some_and(|s| r.is_match(s))),
         Cond::Size(n) => terminals
             .iter()
             .any(|t| t.as_array().is_some_and(|a| a.len() as u64 == *n)),
@@ -169,7 +167,7 @@ fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
         Cond::Type(t) => {
             terminals.iter().any(|v| type_of(ty, v) == *t)
                 || (*t != TypeName::Array
-                    && elements(terminals).iter().any(|v| type_of(ty, v) == *t))
+                    && any_element(terminals, |v| type_of(ty, v) == *t))
         }
     }
 }
