@@ -45,15 +45,26 @@ fn bench(c: &mut Criterion) {
         .collect();
     let queries = [
         ("equality", json!({"c_n": 500})),
-        ("date_range", json!({"c_when": {"$gte": "2026-03-01", "$lt": "2026-07-01"}})),
-        ("regex", json!({"c_name": {"$regex": "/PARTICIPANT 1\\d+ walk/i"}})),
-        ("or_elemmatch", json!({"$or": [{"c_tags": "b"}, {"c_rows": {"$elemMatch": {"c_v": "y", "c_k": {"$gt": 8}}}}]})),
+        (
+            "date_range",
+            json!({"c_when": {"$gte": "2026-03-01", "$lt": "2026-07-01"}}),
+        ),
+        (
+            "regex",
+            json!({"c_name": {"$regex": "/PARTICIPANT 1\\d+ walk/i"}}),
+        ),
+        (
+            "or_elemmatch",
+            json!({"$or": [{"c_tags": "b"}, {"c_rows": {"$elemMatch": {"c_v": "y", "c_k": {"$gt": 8}}}}]}),
+        ),
     ];
     let mut g = c.benchmark_group("match");
     g.throughput(Throughput::Elements(docs.len() as u64));
     for (name, q) in queries {
         let expr = parse_where(&q.to_string(), &def).unwrap();
-        g.bench_function(name, |b| b.iter(|| docs.iter().filter(|d| matches(black_box(&expr), d)).count()));
+        g.bench_function(name, |b| {
+            b.iter(|| docs.iter().filter(|d| matches(black_box(&expr), d)).count())
+        });
     }
     g.finish();
 }

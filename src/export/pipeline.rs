@@ -16,6 +16,7 @@ use crate::model::schema::ObjectDef;
 use crate::query::Projector;
 use crate::query::ast::Expr;
 use crate::query::matcher::{matches, matches_element};
+use crate::query::projection::visible_doc;
 use crate::store::blobs::BlobReader;
 use crate::store::data::StoreLookup;
 use crate::store::{BlobKind, BlobWriter, Store};
@@ -290,8 +291,14 @@ impl Run<'_> {
             {
                 continue;
             }
-            if !src.projector.readable(def, &d) || src.filter.is_some_and(|e| !matches(e, &d)) {
+            if !src.projector.readable(def, &d) {
                 continue;
+            }
+            if let Some(e) = src.filter {
+                // a principal's where sees only what the principal may read
+                if !matches(e, &visible_doc(def, &d, src.projector.principal.as_ref())) {
+                    continue;
+                }
             }
             write(&src.projector.project(def, &d, src.cat, &mut lookup)).map_err(io_fault)?;
             count += 1;

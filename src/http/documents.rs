@@ -10,11 +10,12 @@ use crate::http::body::{
 use crate::http::{Paging, created, list, only_params, parse_id, result};
 use crate::model::acl;
 use crate::model::document::{StoredDoc, collect_blobs, default_view, new_doc, patch_doc, render};
+use crate::model::org::Account;
 use crate::model::schema::ObjectDef;
 use crate::query::Projector;
 use crate::query::matcher::{matches, sort_cmp, sort_value};
 use crate::query::parse::{parse_sort, parse_where};
-use crate::query::projection::{check_expand, check_path};
+use crate::query::projection::{check_expand, check_path, visible_doc};
 use crate::store::data::{StoreLookup, StoreRefs};
 use crate::store::{Store, blocking};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -41,15 +42,19 @@ pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 const BATCH: usize = 1000;
 const MAX_REPORTED_FAULTS: usize = 1000;
 
+pub fn unknown_object(name: &str) -> Fault {
+    Fault::new(
+        Category::NotFound,
+        "object",
+        format!("Object {name} was not found"),
+    )
+}
+
 /// The definition behind a plural (or singular) name in the path.
 pub fn object_def(store: &Store, org: &str, plural: &str) -> Result<ObjectDef> {
-    store.find_object(org, plural)?.ok_or_else(|| {
-        Fault::new(
-            Category::NotFound,
-            "object",
-            format!("Object {plural} was not found"),
-        )
-    })
+    store
+        .find_object(org, plural)?
+        .ok_or_else(|| unknown_object(plural))
 }
 
 /// A comma-separated list parameter (`include`, `paths`, `expand`).
@@ -65,10 +70,16 @@ fn list_param(q: &HashMap<String, String>, name: &str) -> Vec<String> {
 }
 
 /// Builds the projector of `paths`/`include` for a request, validating each path.
-fn projector(q: &HashMap<String, String>, def: &ObjectDef, cat: &[ObjectDef]) -> Result<Projector> {
+fn projector(
+    q: &HashMap<String, String>,
+    def: &ObjectDef,
+    cat: &[ObjectDef],
+    viewer: &Account,
+) -> Result<Projector> {
     let mut pr = Projector {
         paths: list_param(q, "paths"),
         include: list_param(q, "include"),
+        principal: Some(viewer.clone()),
         ..Default::default()
     };
     for (name, list) in [("paths", &pr.paths), ("include", &pr.include)] {
@@ -107,7 +118,7 @@ async fn list_docs(
     let (items, total) = blocking(move || {
         let def = object_def(&store, &org, &path.1)?;
         let cat = store.list_objects(&org)?;
-        let pr = projector(&q, &def, &cat)?;
+        let pr = projector(&q, &def, &cat, &caller.account)?;
         let filter = match q.get("where") {
             Some(w) => Some(parse_where(w, &def)?),
             None => None,
@@ -116,8 +127,12 @@ async fn list_docs(
             Some(s) => parse_sort(s, &def)?,
             None => Vec::new(),
         };
+        // where and sort see only what the caller may read
         let wanted = |d: &StoredDoc| {
-            acl::can_read(&def, d, &caller.account) && filter.as_ref().is_none_or(|e| matches(e, d))
+            acl::can_read(&def, d, &caller.account)
+                && filter
+                    .as_ref()
+                    .is_none_or(|e| matches(e, &visible_doc(&def, d, Some(&caller.account))))
         };
         let mut lookup = StoreLookup::new(&store, &org, Some(&caller.account));
         let mut total = 0u64;
@@ -145,8 +160,9 @@ async fn list_docs(
             // keep the best skip+limit+1 by the sort keys, then project those
             let keep = p.skip + p.limit + 1;
             let key = |d: &StoredDoc| {
+                let seen = visible_doc(&def, d, Some(&caller.account));
                 sort.iter()
-                    .map(|k| sort_value(d, &k.field))
+                    .map(|k| sort_value(&seen, &k.field))
                     .collect::<Vec<_>>()
             };
             let order = |a: &(Vec<Value>, StoredDoc), b: &(Vec<Value>, StoredDoc)| {
@@ -206,7 +222,7 @@ async fn get_doc(
             .filter(|d| acl::can_read(&def, d, &caller.account))
             .ok_or_else(|| Fault::not_found("document"))?;
         let cat = store.list_objects(&org)?;
-        let pr = projector(&q, &def, &cat)?;
+        let pr = projector(&q, &def, &cat, &caller.account)?;
         let mut lookup = StoreLookup::new(&store, &org, Some(&caller.account));
         Ok(Value::Object(pr.project(
             &def,
@@ -241,11 +257,7 @@ async fn patch_doc_route(
                 "You may not update this document",
             ));
         }
-        let mut refs = StoreRefs {
-            store: &store,
-            org: &org,
-            pending: Default::default(),
-        };
+        let mut refs = StoreRefs::new(&store, &org, &caller.account);
         let (new, dropped) = patch_doc(&def, &d, body.0, &mut refs)?;
         store.update_doc(&org, &def.name, &new, &dropped)?;
         let cat = store.list_objects(&org)?;
@@ -306,11 +318,7 @@ async fn create_docs(
             let org = caller.org.code.clone();
             let v = blocking(move || {
                 let def = object_def(&store, &org, &plural)?;
-                let mut refs = StoreRefs {
-                    store: &store,
-                    org: &org,
-                    pending: Default::default(),
-                };
+                let mut refs = StoreRefs::new(&store, &org, &caller.account);
                 let doc = new_doc(&def, body, caller.account.id, &mut refs)?;
                 store.insert_docs(&org, &def.name, std::slice::from_ref(&doc))?;
                 store.flush()?;
@@ -344,7 +352,7 @@ async fn bulk_insert(
     let (s2, o2, p2) = (store.clone(), org.clone(), plural.clone());
     let def = blocking(move || object_def(&s2, &o2, &p2)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let account = caller.account.id;
+    let account = caller.account.clone();
     let worker = tokio::task::spawn_blocking(move || bulk_worker(store, org, def, account, rx));
     let mut received: u64 = 0;
     let mut cut_short = None;
@@ -403,7 +411,7 @@ fn bulk_worker(
     store: Store,
     org: String,
     def: ObjectDef,
-    account: crate::model::ids::ObjectId,
+    account: Account,
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
 ) -> Result<BulkOutcome> {
     let mut out = BulkOutcome {
@@ -415,11 +423,7 @@ fn bulk_worker(
     let mut line: Vec<u8> = Vec::new();
     let mut overlong = false;
     let mut batch: Vec<StoredDoc> = Vec::with_capacity(BATCH);
-    let mut refs = StoreRefs {
-        store: &store,
-        org: &org,
-        pending: Default::default(),
-    };
+    let mut refs = StoreRefs::new(&store, &org, &account);
 
     let commit =
         |batch: &mut Vec<StoredDoc>, refs: &mut StoreRefs, out: &mut BulkOutcome| -> Result<()> {
@@ -459,7 +463,7 @@ fn bulk_worker(
         if text.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(());
         }
-        let parsed = parse_json(text).and_then(|v| new_doc(&def, v, account, refs));
+        let parsed = parse_json(text).and_then(|v| new_doc(&def, v, account.id, refs));
         match parsed {
             Ok(d) => {
                 refs.pending.insert((def.name.clone(), d.id));

@@ -50,7 +50,8 @@ async fn list_objects(
     let p = Paging::from_query(&q)?;
     let store = state.store.clone();
     let org = caller.org.code.clone();
-    let all = blocking(move || store.list_objects(&org)).await?;
+    let mut all = blocking(move || store.list_objects(&org)).await?;
+    all.sort_by(|a, b| b.id.cmp(&a.id));
     let total = all.len() as u64;
     let items = all
         .iter()
@@ -91,7 +92,7 @@ async fn patch_object(
     let def = blocking(move || {
         let def = store
             .find_object(&org, &name)?
-            .ok_or_else(|| Fault::not_found("object"))?;
+            .ok_or_else(|| crate::http::documents::unknown_object(&name))?;
         let others = store.list_objects(&org)?;
         let new = apply_patch(&def, body.0, &others)?;
         store.put_object(&org, &new)?;

@@ -99,11 +99,11 @@ async fn list_orgs(
     only_params(&q, &["limit", "skip", "total"])?;
     let p = Paging::from_query(&q)?;
     let store = state.store.clone();
-    let orgs = blocking(move || store.list_orgs()).await?;
+    let mut orgs = blocking(move || store.list_orgs()).await?;
+    orgs.sort_by(|a, b| b.id.cmp(&a.id));
     let total = orgs.len() as u64;
     let items: Vec<Value> = orgs
         .iter()
-        .rev()
         .skip(p.skip)
         .take(p.limit + 1)
         .map(|o| o.to_json())

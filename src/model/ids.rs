@@ -90,7 +90,8 @@ impl<'de> Deserialize<'de> for ObjectId {
     }
 }
 
-/// Dates: ISO-8601 UTC with milliseconds.
+/// Dates: ISO-8601 UTC with milliseconds. Years are 0000–9999 so that the string order is
+/// the time order (see `parse_date`).
 pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -102,6 +103,10 @@ pub fn now_iso() -> String {
 /// Parses an ISO-8601 date (with or without time/offset) or epoch milliseconds into the
 /// canonical form; None when it cannot be read as a date.
 pub fn parse_date(v: &serde_json::Value) -> Option<String> {
+    parse_date_any(v).filter(|s| s.len() == 24 && s.as_bytes()[0].is_ascii_digit())
+}
+
+fn parse_date_any(v: &serde_json::Value) -> Option<String> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
     match v {
         serde_json::Value::String(s) => {
@@ -158,6 +163,13 @@ mod tests {
         );
         assert_eq!(parse_date(&json!(0)).unwrap(), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_date(&json!("yesterday")), None);
+        // outside 0000-9999 the string order would not be the time order
+        assert_eq!(parse_date(&json!(253402300800000i64)), None);
+        assert_eq!(parse_date(&json!(-62167219200001i64)), None);
+        assert_eq!(
+            parse_date(&json!(253402300799999i64)).unwrap(),
+            "9999-12-31T23:59:59.999Z"
+        );
         assert_eq!(parse_date(&json!(true)), None);
     }
 }

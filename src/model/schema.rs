@@ -276,13 +276,14 @@ pub fn parse_definition(body: Value, others: &[ObjectDef]) -> Result<ObjectDef> 
         Some(v) => parse_properties(v, "properties", &name, others, false, &mut faults),
     };
     check_list_links(&name, &props, others, &mut faults);
-    if let Some(dup) = faults
-        .0
-        .iter()
-        .find(|f| f.err_code == "cortex.exists.object")
-        && faults.0.len() == 1
+    // a name clash alone is a conflict (409), not a validation error
+    if !faults.0.is_empty()
+        && faults
+            .0
+            .iter()
+            .all(|f| f.err_code == "cortex.exists.object")
     {
-        return Err(dup.clone());
+        return Err(faults.0.remove(0));
     }
     faults.finish()?;
     Ok(ObjectDef {

@@ -52,8 +52,11 @@ fn eval<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {
                 (Some(t), true) => conds.iter().all(|c| cond(c, f.ty, &[t.as_ref()])),
                 (Some(t), false) => {
                     let mut terminals = Vec::new();
-                    collect(t, rest, &mut terminals);
-                    conds.iter().all(|c| cond(c, f.ty, &terminals))
+                    let mut missing = false;
+                    collect(t, rest, &mut terminals, &mut missing);
+                    conds
+                        .iter()
+                        .all(|c| cond_with_missing(c, f.ty, &terminals, missing))
                 }
             }
         }
@@ -62,19 +65,32 @@ fn eval<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {
     }
 }
 
-/// The values at the end of `rest`, walking into objects and through arrays.
-fn collect<'a>(v: &'a Value, rest: &[String], out: &mut Vec<&'a Value>) {
+static NULL: Value = Value::Null;
+
+/// The values at the end of `rest`, walking into objects and through arrays. An array
+/// element that lacks the field counts as `null` (MongoDB), but not as existing.
+fn collect<'a>(v: &'a Value, rest: &[String], out: &mut Vec<&'a Value>, missing: &mut bool) {
+    collect_in(v, rest, out, missing, false)
+}
+
+fn collect_in<'a>(
+    v: &'a Value,
+    rest: &[String],
+    out: &mut Vec<&'a Value>,
+    missing: &mut bool,
+    in_array: bool,
+) {
     match rest.split_first() {
         None => out.push(v),
         Some((k, more)) => match v {
-            Value::Object(m) => {
-                if let Some(x) = m.get(k) {
-                    collect(x, more, out);
-                }
-            }
+            Value::Object(m) => match m.get(k) {
+                Some(x) => collect_in(x, more, out, missing, false),
+                None if in_array => *missing = true,
+                None => {}
+            },
             Value::Array(items) => {
                 for it in items {
-                    collect(it, rest, out);
+                    collect_in(it, rest, out, missing, true);
                 }
             }
             _ => {}
@@ -137,6 +153,30 @@ fn type_of(ty: FieldType, v: &Value) -> TypeName {
     }
 }
 
+/// `cond` where some array element lacked the field: equality with null holds.
+fn cond_with_missing(c: &Cond, ty: FieldType, terminals: &[&Value], missing: bool) -> bool {
+    if !missing {
+        return cond(c, ty, terminals);
+    }
+    let null_in = |items: &[InItem]| items.iter().any(|i| matches!(i, InItem::Lit(Value::Null)));
+    match c {
+        Cond::Eq(Value::Null) => true,
+        Cond::Ne(Value::Null) => false,
+        Cond::In(items) if null_in(items) => true,
+        Cond::Nin(items) if null_in(items) => false,
+        _ => {
+            let mut with_null = terminals.to_vec();
+            if matches!(
+                c,
+                Cond::All(_) | Cond::Eq(_) | Cond::Ne(_) | Cond::In(_) | Cond::Nin(_)
+            ) {
+                with_null.push(&NULL);
+            }
+            cond(c, ty, &with_null)
+        }
+    }
+}
+
 fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
     match c {
         Cond::Eq(l) => eq_match(terminals, l),
@@ -166,8 +206,7 @@ fn cond(c: &Cond, ty: FieldType, terminals: &[&Value]) -> bool {
         Cond::ElemMatch(q) => elem_match(q, ty, terminals),
         Cond::Type(t) => {
             terminals.iter().any(|v| type_of(ty, v) == *t)
-                || (*t != TypeName::Array
-                    && any_element(terminals, |v| type_of(ty, v) == *t))
+                || (*t != TypeName::Array && any_element(terminals, |v| type_of(ty, v) == *t))
         }
     }
 }
@@ -191,7 +230,7 @@ pub fn sort_value(doc: &StoredDoc, f: &Field) -> Value {
         return Value::Null;
     };
     let mut out = Vec::new();
-    collect(&top, rest, &mut out);
+    collect(&top, rest, &mut out, &mut false);
     out.first().map(|v| (*v).clone()).unwrap_or(Value::Null)
 }
 

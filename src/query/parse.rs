@@ -388,8 +388,8 @@ fn parse_op(
                 None => return Err(fault(p, "$size takes an integer ≥ 0")),
             }
         }
+        // on a scalar, $all is equality with each item (MongoDB)
         "$all" => {
-            need_array("$all")?;
             let items = list(arg, p, op)?;
             let mut out = Vec::with_capacity(items.len());
             for (i, it) in items.iter().enumerate() {

@@ -358,3 +358,27 @@ impl Lookup for NoLookup {
         None
     }
 }
+
+/// The document as `viewer` may see it: properties above its read level are removed, so a
+/// `where` or `sort` cannot probe them. Borrowed when nothing is hidden.
+pub fn visible_doc<'a>(
+    def: &ObjectDef,
+    doc: &'a StoredDoc,
+    viewer: Option<&Account>,
+) -> std::borrow::Cow<'a, StoredDoc> {
+    let Some(a) = viewer else {
+        return std::borrow::Cow::Borrowed(doc);
+    };
+    if a.is_admin() || !has_read_access(&def.properties) {
+        return std::borrow::Cow::Borrowed(doc);
+    }
+    let mut d = doc.clone();
+    strip_unreadable(&def.properties, &mut d.props, acl::level(def, doc, a));
+    std::borrow::Cow::Owned(d)
+}
+
+fn has_read_access(props: &[PropDef]) -> bool {
+    props
+        .iter()
+        .any(|p| p.read_access.is_some() || has_read_access(&p.properties))
+}

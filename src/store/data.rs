@@ -273,6 +273,19 @@ pub struct StoreRefs<'a> {
     pub org: &'a str,
     /// Ids inserted earlier in the same bulk request, not yet committed.
     pub pending: std::collections::HashSet<(String, ObjectId)>,
+    /// A non-administrator may only reference documents it can read (no probing of ids).
+    pub viewer: Option<crate::model::org::Account>,
+}
+
+impl<'a> StoreRefs<'a> {
+    pub fn new(store: &'a Store, org: &'a str, viewer: &crate::model::org::Account) -> Self {
+        StoreRefs {
+            store,
+            org,
+            pending: Default::default(),
+            viewer: Some(viewer.clone()).filter(|a| !a.is_admin()),
+        }
+    }
 }
 
 impl RefCheck for StoreRefs<'_> {
@@ -283,7 +296,18 @@ impl RefCheck for StoreRefs<'_> {
         if object == "account" {
             return Ok(self.store.get_account(self.org, id)?.is_some());
         }
-        self.store.doc_exists(self.org, object, id)
+        match &self.viewer {
+            None => self.store.doc_exists(self.org, object, id),
+            Some(v) => {
+                let Some(def) = self.store.find_object(self.org, object)? else {
+                    return Ok(false);
+                };
+                Ok(self
+                    .store
+                    .get_doc(self.org, object, id)?
+                    .is_some_and(|d| crate::model::acl::can_read(&def, &d, v)))
+            }
+        }
     }
 }
 
