@@ -51,7 +51,7 @@ async fn list_objects(
     let store = state.store.clone();
     let org = caller.org.code.clone();
     let mut all = blocking(move || store.list_objects(&org)).await?;
-    all.sort_by(|a, b| b.id.cmp(&a.id));
+    all.sort_by_key(|o| std::cmp::Reverse(o.id));
     let total = all.len() as u64;
     let items = all
         .iter()

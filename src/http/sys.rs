@@ -100,7 +100,7 @@ async fn list_orgs(
     let p = Paging::from_query(&q)?;
     let store = state.store.clone();
     let mut orgs = blocking(move || store.list_orgs()).await?;
-    orgs.sort_by(|a, b| b.id.cmp(&a.id));
+    orgs.sort_by_key(|o| std::cmp::Reverse(o.id));
     let total = orgs.len() as u64;
     let items: Vec<Value> = orgs
         .iter()
