@@ -219,21 +219,28 @@ fn wait_with_timeout(mut child: Child, t: Duration) -> Option<std::process::Exit
     None
 }
 
-/// Runs the binary to completion; returns (exit code, stderr).
+/// Runs the binary, which must exit by itself within 20 s; returns (exit code, stderr).
 fn run_fails(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_exportd"));
     cmd.args(args)
         .env_remove("EXPORTD_MASTER_KEY")
         .env_remove("EXPORTD_MASTER_KEY_FILE")
-        .env("RUST_LOG", "off");
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, v) in envs {
-        cmd.env(k, v);
+        cmd.envs([(k, v)]);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = wait_with_timeout(child, Duration::from_secs(20))
+        .expect("exportd should have exited on bad configuration");
+    (status.code().unwrap_or(-1), reader.join().unwrap())
 }
 
 #[test]
@@ -299,6 +306,13 @@ fn bad_configuration_exits_with_one_clear_line() {
     assert!(err.contains("data dir"), "{err}");
 
     // a different master key for an existing data dir
+    drop(
+        exportd::store::Store::open(
+            std::path::Path::new(data),
+            exportd::crypto::Key::from_hex(&"11".repeat(32)).unwrap(),
+        )
+        .unwrap(),
+    );
     let other = dir.path().join("other.key");
     std::fs::write(&other, "22".repeat(32)).unwrap();
     let (code, err) = run_fails(

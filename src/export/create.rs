@@ -116,7 +116,11 @@ pub fn parse_create(
     if let Some(d) = &def {
         match resolve(d, prefix.as_deref(), ctx)? {
             Ok(t) => target = Some(t),
-            Err(m) => faults.bad("prefix", m),
+            Err(m) => {
+                faults.bad("prefix", m);
+                // the other fields are still checked, against the object itself
+                target = Some(Target::Object(d.clone()));
+            }
         }
     }
     if let Some(t) = &target {
@@ -142,9 +146,6 @@ pub fn parse_create(
         {
             faults.push(f);
         }
-    }
-    if export_files {
-        not_yet(&mut faults, "exportFiles", "exportFiles");
     }
     if zip_files && !export_files {
         faults.bad("zipFiles", "zipFiles needs exportFiles");

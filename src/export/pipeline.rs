@@ -3,6 +3,7 @@
 //! on the way) → one transaction flips the record to `ready`. Memory is bounded by the batch
 //! and buffer sizes, never by the export's size. CSV goes through an encrypted spill blob.
 
+use crate::export::files::{FileSink, Mode, compressible};
 use crate::export::formats::DocWriter;
 use crate::export::formats::csv::{Columns, CsvWriter};
 use crate::export::formats::json::JsonWriter;
@@ -57,6 +58,7 @@ struct Run<'a> {
     flag: &'a AtomicU8,
     last_progress: Instant,
     done: u64,
+    files: Option<FileSink>,
 }
 
 enum Stop {
@@ -89,12 +91,17 @@ pub fn run(store: &Store, org: &str, id: ObjectId, flag: Arc<AtomicU8>) -> Outco
         Err(_) => return Outcome::Skipped,
     };
     let _ = store.add_event(org, id, &Event::new("started", json!({})));
+    // side files of an interrupted earlier attempt are redone
+    if let Err(e) = store.remove_side_files(org, id) {
+        return Outcome::Failed(e);
+    }
     let mut run = Run {
         store,
         rec,
         flag: &flag,
         last_progress: Instant::now(),
         done: 0,
+        files: None,
     };
     match run.execute() {
         Ok(rec) => Outcome::Ready(Box::new(rec)),
@@ -173,7 +180,15 @@ impl Run<'_> {
             None => None,
         };
         // documents created from now on are not part of this export
-        let mark = ObjectId::new();
+        let scanned = match &target {
+            Target::Object(d) => Some(d.name.as_str()),
+            Target::List { source, .. } => Some(source.name.as_str()),
+            Target::Elements { .. } => None,
+        };
+        let mark = match scanned {
+            Some(object) => self.store.last_doc_id(&org, object)?,
+            None => None,
+        };
         let total = match &target {
             Target::Object(d) => Some(self.store.count_docs(&org, &d.name)?),
             _ => None,
@@ -193,6 +208,14 @@ impl Run<'_> {
         zip.start_file(entry.as_str(), opts)
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
 
+        if self.rec.export_files {
+            self.files = Some(FileSink::new(
+                self.store,
+                &org,
+                self.rec.id,
+                self.rec.zip_files,
+            )?);
+        }
         self.event("cursor.started", json!({"total": total}));
         let src = Source {
             target: &target,
@@ -216,22 +239,31 @@ impl Run<'_> {
             }
             Format::Csv => self.csv(&src, &mut zip)?,
         };
+        let (files_count, files_size) = match self.files.take() {
+            Some(sink) => {
+                let counted = (sink.count, sink.size);
+                self.file_entries(sink, &mut zip)?;
+                counted
+            }
+            None => (0, 0),
+        };
         let archive = zip
             .finish()
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?
             .into_inner();
         self.check()?;
         let meta = archive.finish()?;
+        // side files count against the storage limit with the archive; zipped ones are in it
         let stats = Stats {
             docs: count,
-            files_count: 0,
-            files_size: 0,
+            files_count,
+            files_size,
+            side_size: if self.rec.zip_files { 0 } else { files_size },
         };
         let limit = self.store.get_org(&org)?.and_then(|o| o.storage_limit);
-        let filename = format!("{}.zip", self.rec.base_name());
         match self
             .store
-            .finish_ready(&org, self.rec.id, &meta, &filename, &stats, limit)
+            .finish_ready(&org, self.rec.id, &meta, &stats, self.done, limit)
         {
             Ok(rec) => Ok(rec),
             Err(f) => {
@@ -278,7 +310,7 @@ impl Run<'_> {
         let mut seen = 0u64;
         for d in store.iter_docs(&org, &def.name, false) {
             let d: StoredDoc = d?;
-            if d.id >= src.mark {
+            if src.mark.is_none_or(|m| d.id > m) {
                 break;
             }
             seen += 1;
@@ -300,7 +332,11 @@ impl Run<'_> {
                     continue;
                 }
             }
-            write(&src.projector.project(def, &d, src.cat, &mut lookup)).map_err(io_fault)?;
+            let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
+            if let Some(sink) = self.files.as_mut() {
+                sink.attach(def, d.id, &d.props, &mut out)?;
+            }
+            write(&out).map_err(io_fault)?;
             count += 1;
         }
         self.done = seen;
@@ -357,11 +393,69 @@ impl Run<'_> {
             if src.filter.is_some_and(|e| !matches_element(e, sm)) {
                 continue;
             }
-            write(&src.projector.shape(&prop.properties, rm, &mut lookup)).map_err(io_fault)?;
+            let mut out = src.projector.shape(&prop.properties, rm, &mut lookup);
+            if let Some(sink) = self.files.as_mut() {
+                sink.attach(parent, parent_id, &doc.props, &mut out)?;
+            }
+            write(&out).map_err(io_fault)?;
             count += 1;
             self.done = count;
         }
         Ok(count)
+    }
+
+    /// Zip mode: every listed file becomes an archive entry after the data entry.
+    fn file_entries(&mut self, sink: FileSink, zip: &mut Archive) -> std::result::Result<(), Stop> {
+        let FileSink {
+            mode, count, size, ..
+        } = sink;
+        let Mode::Zip { list } = mode else {
+            if count > 0 {
+                self.event("files.completed", json!({"count": count, "size": size}));
+            }
+            return Ok(());
+        };
+        let meta = (*list).finish()?;
+        let (store, org) = (self.store.clone(), self.rec.org.clone());
+        let result = (|| {
+            store.commit_blob(&meta)?;
+            if count == 0 {
+                return Ok(());
+            }
+            self.event("files.started", json!({"count": count}));
+            let reader = store.blob_reader(&org, meta.id)?;
+            let zfail = |e: zip::result::ZipError| Stop::Fault(Fault::internal("zip failed", e));
+            for line in BufReader::new(BlobStream::new(reader)).lines() {
+                let line = line.map_err(io_fault)?;
+                let mut cols = line.splitn(3, '\t');
+                let (Some(blob), Some(mime), Some(entry)) = (cols.next(), cols.next(), cols.next())
+                else {
+                    continue;
+                };
+                let Some(blob) = ObjectId::parse(blob) else {
+                    continue;
+                };
+                let method = if compressible(mime) {
+                    zip::CompressionMethod::Deflated
+                } else {
+                    zip::CompressionMethod::Stored
+                };
+                let opts = SimpleFileOptions::default()
+                    .compression_method(method)
+                    .large_file(true);
+                zip.start_file(entry, opts).map_err(zfail)?;
+                let reader = store.blob_reader(&org, blob)?;
+                for i in 0..reader.meta.segments {
+                    zip.write_all(&reader.segment(i)?).map_err(io_fault)?;
+                }
+                self.check()?;
+            }
+            self.event("files.completed", json!({"count": count, "size": size}));
+            Ok(())
+        })();
+        store.unpin_blob(meta.id);
+        let _ = store.remove_blob_data(meta.id);
+        result
     }
 
     /// Pass one spills projected documents (encrypted) and collects the columns; pass two
@@ -412,13 +506,16 @@ impl Run<'_> {
     }
 }
 
+type Archive = zip::ZipWriter<zip::write::StreamWriter<BlobWriter>>;
+
 /// What one run reads and how it shapes it.
 struct Source<'a> {
     target: &'a Target,
     cat: &'a [ObjectDef],
     projector: &'a Projector,
     filter: Option<&'a Expr>,
-    mark: ObjectId,
+    /// The last document id taken (None: the object was empty at the start).
+    mark: Option<ObjectId>,
 }
 
 /// Whether a stored Reference value (single or array) points at `id`.

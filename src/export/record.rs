@@ -77,6 +77,10 @@ pub struct Stats {
     pub docs: u64,
     pub files_count: u64,
     pub files_size: u64,
+    /// Bytes of side files (`exportFiles && !zipFiles`), counted against the storage
+    /// limit with the archive; zipped files are inside the archive already.
+    #[serde(default)]
+    pub side_size: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -209,5 +213,30 @@ impl ExportRecord {
             "expiresAt": self.expires_at,
             "creator": reference("account", "accounts", &self.creator.to_hex()),
         })
+    }
+}
+
+/// A file stored beside an export's archive (`exportFiles && !zipFiles`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SideFile {
+    pub n: u32,
+    pub blob: ObjectId,
+    pub mime: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Where the file came from (`/<plural>/<id>/<prop>/content`).
+    pub source: String,
+}
+
+impl SideFile {
+    pub fn url(&self, org: &str, export: ObjectId) -> String {
+        format!("/{org}/v2/exports/{export}/files/{}", self.n)
+    }
+
+    pub fn to_json(&self, org: &str, export: ObjectId) -> Value {
+        json!({"object": "facet", "name": "content", "mime": self.mime, "filename": self.filename,
+               "size": self.size, "ETag": self.sha256, "state": 2, "path": self.url(org, export),
+               "n": self.n, "source": self.source})
     }
 }

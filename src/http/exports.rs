@@ -39,6 +39,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/{org}/v2/exports/{id}/dataFile/content",
         web::get().to(data_content),
+    )
+    .route("/{org}/v2/exports/{id}/files", web::get().to(list_files))
+    .route(
+        "/{org}/v2/exports/{id}/files/{n}",
+        web::get().to(file_content),
     );
 }
 
@@ -399,4 +404,61 @@ async fn data_content(
     })
     .await?;
     Ok(resp)
+}
+
+/// Side files (`exportFiles && !zipFiles`) of a ready export.
+async fn list_files(
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    only_params(&q, &["limit", "skip", "total"])?;
+    let p = Paging::from_query(&q)?;
+    let id = export_id(&path.1)?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let (rec, files, total) = blocking(move || {
+        let rec = load(&store, &org, id)?;
+        let files = store.side_files(&org, id, p.skip, p.limit + 1)?;
+        let total = if p.total {
+            Some(store.count_side_files(&org, id)?)
+        } else {
+            None
+        };
+        Ok((rec, files, total))
+    })
+    .await?;
+    if rec.state != State::Ready {
+        return not_ready(&rec);
+    }
+    let items = files.iter().map(|f| f.to_json(&rec.org, rec.id)).collect();
+    Ok(list(items, p, total))
+}
+
+async fn file_content(
+    req: HttpRequest,
+    caller: OrgCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    let id = export_id(&path.1)?;
+    let n: u32 = path.2.parse().map_err(|_| Fault::not_found("file"))?;
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    let (rec, file) =
+        blocking(move || Ok((load(&store, &org, id)?, store.side_file(&org, id, n)?))).await?;
+    if rec.state != State::Ready {
+        return not_ready(&rec);
+    }
+    let file = file.ok_or_else(|| Fault::not_found("file"))?;
+    serve_blob(
+        &req,
+        state.store.clone(),
+        caller.org.code.clone(),
+        file.blob,
+        &file.mime,
+        &file.filename,
+    )
+    .await
 }

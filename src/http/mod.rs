@@ -10,6 +10,7 @@ pub mod health;
 pub mod objects;
 pub mod org;
 pub mod sys;
+pub mod ui;
 
 use crate::app::AppState;
 use crate::fault::{Category, Fault, Result};
@@ -40,6 +41,7 @@ pub fn app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(objects::configure)
             .configure(org::configure)
             .configure(exports::configure)
+            .configure(ui::configure)
             // documents and files take the generic /{org}/v2/{plural} routes: register last
             .configure(files::configure)
             .configure(documents::configure)

@@ -94,9 +94,20 @@ fn holder<'a>(
 
 /// The stored facet at `loc`, if any.
 pub fn get(props: &Map<String, Value>, loc: &FileLoc) -> Option<Value> {
-    let mut copy = props.clone();
-    let h = holder(&mut copy, loc, false).ok()?;
-    let v = h.get(&loc.prop)?;
+    let holder: &Map<String, Value> = match &loc.container {
+        None => props,
+        Some((dp, None)) => props.get(dp)?.as_object()?,
+        Some((dp, Some(eid))) => {
+            let id = eid.to_hex();
+            props
+                .get(dp)?
+                .as_array()?
+                .iter()
+                .filter_map(|e| e.as_object())
+                .find(|e| e.get("_id").and_then(|x| x.as_str()) == Some(id.as_str()))?
+        }
+    };
+    let v = holder.get(&loc.prop)?;
     match (loc.array, loc.index) {
         (true, Some(i)) => v.as_array()?.get(i).cloned(),
         (true, None) => None,

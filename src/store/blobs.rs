@@ -388,3 +388,16 @@ impl Store {
             .remove(&id);
     }
 }
+
+impl Store {
+    /// Copies a completed blob of `org` into a new blob (new key), segment by segment. The
+    /// copy is returned finished but not yet committed (see `BlobWriter::finish`).
+    pub fn copy_blob(&self, org: &str, src: ObjectId, kind: BlobKind) -> Result<BlobMeta> {
+        let reader = self.blob_reader(org, src)?;
+        let mut w = self.blob_writer(org, kind)?;
+        for i in 0..reader.meta.segments {
+            w.write_all(&reader.segment(i)?)?;
+        }
+        w.finish()
+    }
+}

@@ -58,11 +58,14 @@ impl Store {
                     ));
                 }
                 let u = recount.entry(rec.org.clone()).or_default();
-                u.exports_bytes += df.size + rec.stats.as_ref().map_or(0, |s| s.files_size);
+                u.exports_bytes += df.size + rec.stats.as_ref().map_or(0, |s| s.side_size);
                 u.exports_count += 1;
             } else if rec.state == State::Ready {
                 problems.push(format!("export {} is ready without a data file", rec.id));
             }
+        }
+        for b in self.all_side_file_blobs()? {
+            referenced.insert(b);
         }
         for m in self.all_blob_metas()? {
             if !referenced.contains(&m.id) {

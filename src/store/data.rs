@@ -200,6 +200,25 @@ impl Store {
             .count() as u64)
     }
 
+    /// The largest document id of `object` now: an export takes the documents up to it.
+    /// (Comparing with a freshly made id would not do: ids made by different processes in
+    /// the same second are not ordered.)
+    pub fn last_doc_id(&self, org: &str, object: &str) -> Result<Option<ObjectId>> {
+        match self
+            .t
+            .docs
+            .scan_prefix(prefix(&[org.as_bytes(), object.as_bytes()]))
+            .keys()
+            .next_back()
+        {
+            Some(k) => {
+                let k = k?;
+                Ok(ObjectId::from_slice(&k[k.len() - 12..]))
+            }
+            None => Ok(None),
+        }
+    }
+
     // ---- files ----
 
     /// Stores an uploaded file: the document gets `doc` (with the new facet), the blob meta

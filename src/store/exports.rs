@@ -4,7 +4,7 @@
 use super::blobs::{BlobMeta, mark_deleting};
 use super::codec::{decode, encode};
 use super::{Store, key, prefix};
-use crate::export::record::{DataFile, Event, ExportRecord, State, Stats};
+use crate::export::record::{DataFile, Event, ExportRecord, SideFile, State, Stats};
 use crate::fault::{Fault, Result};
 use crate::model::ids::{ObjectId, now_iso};
 use crate::model::org::Usage;
@@ -158,8 +158,8 @@ impl Store {
         org: &str,
         id: ObjectId,
         blob: &BlobMeta,
-        filename: &str,
         stats: &Stats,
+        scanned: u64,
         limit: Option<u64>,
     ) -> Result<ExportRecord> {
         let k = export_key(org, id);
@@ -179,7 +179,7 @@ impl Store {
                     )));
                 }
                 let mut u = tx_usage(ut, org)?;
-                let size = blob.size + stats.files_size;
+                let size = blob.size + stats.side_size;
                 if limit.is_some_and(|l| u.used() + size > l) {
                     return Err(Tx::Abort(Fault::storage_limit()));
                 }
@@ -189,13 +189,13 @@ impl Store {
                 bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
                 rec.state = State::Ready;
                 rec.completed = Some(now_iso());
-                rec.progress.docs = stats.docs;
+                rec.progress.docs = scanned.max(rec.progress.total.unwrap_or(0));
                 rec.stats = Some(stats.clone());
                 rec.data_file = Some(DataFile {
                     blob: blob.id,
                     size: blob.size,
                     sha256: blob.sha256.clone(),
-                    filename: filename.to_string(),
+                    filename: format!("{}.zip", rec.base_name()),
                 });
                 qt.remove(queue_key(org, rec.seq))?;
                 et.insert(k.as_slice(), encode(&rec))?;
@@ -232,8 +232,89 @@ impl Store {
             Ok(Some(rec))
         });
         let rec = res?;
+        if rec.is_some() {
+            self.remove_side_files(org, id)?;
+        }
         self.flush()?;
         Ok(rec)
+    }
+
+    /// Records a side file of a running export (`exportFiles && !zipFiles`): its blob
+    /// becomes complete and listed at once; it goes away with the export.
+    pub fn add_side_file(
+        &self,
+        org: &str,
+        export: ObjectId,
+        file: &SideFile,
+        blob: &BlobMeta,
+    ) -> Result<()> {
+        let k = key(&[org.as_bytes(), export.bytes(), &file.n.to_be_bytes()]);
+        let (fv, bv) = (encode(file), encode(blob));
+        let res = (&self.t.export_files, &self.t.blob_meta).transaction(|(ft, bt)| {
+            ft.insert(k.as_slice(), fv.as_slice())?;
+            bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
+            Ok::<_, Tx<Fault>>(())
+        });
+        res?;
+        self.unpin_blob(blob.id);
+        Ok(())
+    }
+
+    /// Side files of an export, from `skip`, at most `limit`.
+    pub fn side_files(
+        &self,
+        org: &str,
+        export: ObjectId,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<SideFile>> {
+        self.t
+            .export_files
+            .scan_prefix(prefix(&[org.as_bytes(), export.bytes()]))
+            .values()
+            .skip(skip)
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    pub fn side_file(&self, org: &str, export: ObjectId, n: u32) -> Result<Option<SideFile>> {
+        let k = key(&[org.as_bytes(), export.bytes(), &n.to_be_bytes()]);
+        self.t.export_files.get(k)?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn count_side_files(&self, org: &str, export: ObjectId) -> Result<u64> {
+        Ok(self
+            .t
+            .export_files
+            .scan_prefix(prefix(&[org.as_bytes(), export.bytes()]))
+            .keys()
+            .count() as u64)
+    }
+
+    /// Removes an export's side files and their blobs (usage is the caller's business).
+    pub fn remove_side_files(&self, org: &str, export: ObjectId) -> Result<()> {
+        for r in self
+            .t
+            .export_files
+            .scan_prefix(prefix(&[org.as_bytes(), export.bytes()]))
+        {
+            let (k, v) = r?;
+            let f: SideFile = decode(&v)?;
+            self.remove_blob_data(f.blob)?;
+            self.t.export_files.remove(k)?;
+        }
+        Ok(())
+    }
+
+    /// Every side file blob, for consistency checks.
+    pub fn all_side_file_blobs(&self) -> Result<Vec<ObjectId>> {
+        self.t
+            .export_files
+            .iter()
+            .values()
+            .map(|v| decode::<SideFile>(&v?).map(|f| f.blob))
+            .collect()
     }
 
     /// Deletes the record, its queue entry, archive and events, releasing its quota.
@@ -249,7 +330,7 @@ impl Store {
                 let rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
                 if let Some(df) = &rec.data_file {
                     let mut u = tx_usage(ut, org)?;
-                    let size = df.size + rec.stats.as_ref().map_or(0, |s| s.files_size);
+                    let size = df.size + rec.stats.as_ref().map_or(0, |s| s.side_size);
                     u.exports_bytes = u.exports_bytes.saturating_sub(size);
                     u.exports_count = u.exports_count.saturating_sub(1);
                     ut.insert(org, encode(&u))?;
@@ -263,6 +344,7 @@ impl Store {
         if let Some(df) = rec.data_file {
             self.remove_blob_data(df.blob)?;
         }
+        self.remove_side_files(org, id)?;
         let mut batch = sled::Batch::default();
         for k in self
             .t
@@ -281,6 +363,8 @@ impl Store {
         let mut out = Vec::new();
         for rec in self.all_exports()? {
             if rec.state == State::Running {
+                // what the interrupted run produced is redone by the next one
+                self.remove_side_files(&rec.org, rec.id)?;
                 let r = self.update_export(&rec.org, rec.id, |r| {
                     r.state = State::Pending;
                     r.progress = Default::default();
