@@ -220,6 +220,7 @@ impl ResponseError for Fault {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
     fn error_response(&self) -> HttpResponse {
+        crate::metrics::get().fault(&self.err_code);
         HttpResponse::build(self.status_code())
             .insert_header(("Cache-Control", "no-store"))
             .json(self)

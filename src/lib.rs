@@ -9,6 +9,7 @@ pub mod demo;
 pub mod export;
 pub mod fault;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod store;

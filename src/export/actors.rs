@@ -228,21 +228,42 @@ impl OrgExporter {
 fn settle(store: &Store, org: &str, id: ObjectId, outcome: Outcome) {
     let res = match outcome {
         Outcome::Ready(rec) => {
-            tracing::info!(%org, export = %id, docs = rec.progress.docs, "export ready");
+            let docs = rec.stats.as_ref().map_or(0, |s| s.docs);
+            let bytes = rec.data_file.as_ref().map_or(0, |d| d.size);
+            let secs = match (&rec.started, &rec.completed) {
+                (Some(a), Some(b)) => match (
+                    chrono::DateTime::parse_from_rfc3339(a),
+                    chrono::DateTime::parse_from_rfc3339(b),
+                ) {
+                    (Ok(a), Ok(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+                    _ => 0.0,
+                },
+                _ => 0.0,
+            };
+            crate::metrics::get().export_ready(docs, bytes, secs);
+            tracing::info!(%org, export = %id, docs, bytes, secs, "export ready");
             Ok(())
         }
         Outcome::Skipped => Ok(()),
         Outcome::Failed(f) => {
+            crate::metrics::get()
+                .exports_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(%org, export = %id, fault = %f, "export failed");
             store.finish_error(org, id, &f).map(|_| ())
         }
-        Outcome::Stopped(pipeline::STOP_CANCEL) => store
-            .add_event(org, id, &Event::new("cancelled", json!({})))
-            .and_then(|_| {
-                store
-                    .finish_error(org, id, &pipeline::cancelled_fault())
-                    .map(|_| ())
-            }),
+        Outcome::Stopped(pipeline::STOP_CANCEL) => {
+            crate::metrics::get()
+                .exports_cancelled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            store
+                .add_event(org, id, &Event::new("cancelled", json!({})))
+                .and_then(|_| {
+                    store
+                        .finish_error(org, id, &pipeline::cancelled_fault())
+                        .map(|_| ())
+                })
+        }
         Outcome::Stopped(pipeline::STOP_SHUTDOWN) => store
             .update_export(org, id, |r| {
                 if r.state == State::Running {

@@ -8,6 +8,7 @@ pub mod exports;
 pub mod files;
 pub mod health;
 pub mod objects;
+pub mod openapi;
 pub mod org;
 pub mod sys;
 pub mod ui;
@@ -36,6 +37,7 @@ pub fn app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .error_handler(|e, _| Fault::invalid("query", e.to_string()).into()),
             )
             .configure(health::configure)
+            .configure(openapi::configure)
             .configure(sys::configure)
             .configure(accounts::configure)
             .configure(objects::configure)
@@ -108,6 +110,7 @@ async fn guard(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
+    crate::metrics::get().request(status);
     tracing::info!(request_id = %rid, %method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
     out.map(|mut r| {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&rid) {
