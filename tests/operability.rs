@@ -9,6 +9,7 @@ use serde_json::json;
 fn registered_routes() -> Vec<(String, String)> {
     let re = regex::Regex::new(r#"(?s)(?:route|resource)\(\s*"([^"]+)""#).unwrap();
     let method_re = regex::Regex::new(r"web::(get|post|put|patch|delete)\(\)").unwrap();
+    let tail_re = regex::Regex::new(r"\{(\w+):[^}]+\}").unwrap();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("src/http").unwrap() {
         let path = entry.unwrap().path();
@@ -20,10 +21,7 @@ fn registered_routes() -> Vec<(String, String)> {
         for (i, (start, route)) in starts.iter().enumerate() {
             // the methods between this registration and the next
             let end = starts.get(i + 1).map_or(src.len(), |n| n.0);
-            let route = regex::Regex::new(r"\{(\w+):[^}]+\}")
-                .unwrap()
-                .replace_all(route, "{$1}")
-                .to_string();
+            let route = tail_re.replace_all(route, "{$1}").to_string();
             for m in method_re.captures_iter(&src[*start..end]) {
                 out.push((route.clone(), m[1].to_string()));
             }
