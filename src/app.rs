@@ -31,9 +31,12 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
             "reclaimed blobs left unfinished by an earlier run"
         );
     }
-    let exports =
-        crate::export::actors::ExportSupervisor::start(store.clone(), config.max_concurrent)
-            .map_err(|e| format!("cannot recover exports: {e}"))?;
+    let exports = crate::export::actors::ExportSupervisor::start(
+        store.clone(),
+        config.max_concurrent,
+        config.hook.clone(),
+    )
+    .map_err(|e| format!("cannot recover exports: {e}"))?;
     {
         use actix::Actor;
         crate::export::janitor::Janitor {

@@ -59,6 +59,15 @@ pub struct Common {
     /// Largest uploaded file, bytes.
     #[arg(long, env = "EXPORTD_MAX_FILE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_file_bytes: u64,
+    /// Wall-clock limit of one afterScript run, seconds (then the child is killed).
+    #[arg(long, env = "EXPORTD_HOOK_TIMEOUT", default_value_t = 10)]
+    pub hook_timeout: u64,
+    /// Memory cap of the afterScript child process, MiB.
+    #[arg(long, env = "EXPORTD_HOOK_MEMORY_MB", default_value_t = 256)]
+    pub hook_memory_mb: u64,
+    /// CPU-time cap of the afterScript child process, seconds.
+    #[arg(long, env = "EXPORTD_HOOK_CPU_SECS", default_value_t = 10)]
+    pub hook_cpu_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +105,25 @@ pub struct Config {
     pub max_file_bytes: u64,
     /// `EXPORTD_SYSTEM_TOKEN`, else generated into `<data-dir>/system.token`.
     pub system_token: Option<String>,
+    pub hook: crate::hook::runner::HookConfig,
+}
+
+fn hook_config(
+    exe: Option<PathBuf>,
+    timeout: u64,
+    memory_mb: u64,
+    cpu: u64,
+    allow: Vec<String>,
+) -> crate::hook::runner::HookConfig {
+    crate::hook::runner::HookConfig {
+        exe: exe.unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("exportd"))
+        }),
+        timeout: Duration::from_secs(timeout.max(1)),
+        memory_bytes: memory_mb.max(16) * 1024 * 1024,
+        cpu_seconds: cpu.max(1),
+        allow,
+    }
 }
 
 impl Config {
@@ -121,6 +149,13 @@ impl Config {
                 .max_concurrent
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             janitor_interval: Duration::from_secs(c.janitor_interval),
+            hook: hook_config(
+                None,
+                c.hook_timeout,
+                c.hook_memory_mb,
+                c.hook_cpu_secs,
+                c.hook_allow.clone(),
+            ),
             hook_allow: c.hook_allow,
             log_format: c.log_format,
             max_json_bytes: c.max_json_bytes,
@@ -162,6 +197,7 @@ impl Config {
             max_bulk_bytes: 1 << 32,
             max_file_bytes: 1 << 30,
             system_token: Some("test-system-token".into()),
+            hook: hook_config(None, 10, 256, 10, Vec::new()),
         }
     }
 }

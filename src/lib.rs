@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod demo;
 pub mod export;
 pub mod fault;
+pub mod hook;
 pub mod http;
 pub mod metrics;
 pub mod model;

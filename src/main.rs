@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             exportd::app::init_logging(a.common.log_format);
             exportd::demo::prepare(a).and_then(|c| run(c, true))
         }
-        Command::Hook => Err("the afterScript runner is not built yet".to_string()),
+        Command::Hook => return ExitCode::from(exportd::hook::sandbox::child_main() as u8),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -325,7 +325,11 @@
     if (rec.state === 'pending') return 'queued';
     if (rec.state === 'error') return faultText(rec.fault) || 'failed';
     const docs = num(p.docs || 0);
-    if (rec.state === 'ready') return docs + ' docs';
+    // once ready, the count that matters is what was exported
+    if (rec.state === 'ready') {
+      const exported = rec.stats && rec.stats.docs ? rec.stats.docs.count : p.docs || 0;
+      return num(exported) + ' docs';
+    }
     return p.total !== null && p.total !== undefined
       ? docs + ' / ' + num(p.total) + ' (' + (p.percent || 0) + '%)'
       : docs + ' docs';

@@ -7,6 +7,7 @@
 use super::pipeline::{self, Outcome};
 use super::record::{Event, State};
 use super::{ExportService, RunHandle};
+use crate::hook::runner::HookConfig;
 use crate::model::ids::ObjectId;
 use crate::store::Store;
 use actix::prelude::*;
@@ -25,6 +26,7 @@ pub struct Enqueued {
 
 pub struct ExportSupervisor {
     store: Store,
+    hook: Arc<HookConfig>,
     permits: Arc<Semaphore>,
     orgs: HashMap<String, Addr<OrgExporter>>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
@@ -33,7 +35,11 @@ pub struct ExportSupervisor {
 
 impl ExportSupervisor {
     /// Recovers interrupted runs, starts the supervisor, and returns the service handle.
-    pub fn start(store: Store, max_concurrent: usize) -> crate::fault::Result<ExportService> {
+    pub fn start(
+        store: Store,
+        max_concurrent: usize,
+        hook: HookConfig,
+    ) -> crate::fault::Result<ExportService> {
         let recovered = store.recover_running()?;
         for r in &recovered {
             tracing::info!(org = %r.org, export = %r.id, "export interrupted by a stop; queued again");
@@ -42,6 +48,7 @@ impl ExportSupervisor {
         let shutting_down = Arc::new(AtomicBool::new(false));
         let orgs = store.orgs_with_queue()?;
         let sup = ExportSupervisor {
+            hook: Arc::new(hook),
             store,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             orgs: HashMap::new(),
@@ -66,6 +73,7 @@ impl ExportSupervisor {
             return a.clone();
         }
         let a = OrgExporter {
+            hook: self.hook.clone(),
             org: org.to_string(),
             store: self.store.clone(),
             queue: VecDeque::new(),
@@ -105,6 +113,7 @@ impl Handler<Enqueued> for ExportSupervisor {
 }
 
 pub struct OrgExporter {
+    hook: Arc<HookConfig>,
     org: String,
     store: Store,
     queue: VecDeque<ObjectId>,
@@ -203,6 +212,7 @@ impl OrgExporter {
         let org = self.org.clone();
         let permits = self.permits.clone();
         let running = self.running.clone();
+        let hook = self.hook.clone();
         let me = ctx.address();
         actix::spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -214,6 +224,16 @@ impl OrgExporter {
                 });
             let (s3, o3) = (store.clone(), org.clone());
             let _ = tokio::task::spawn_blocking(move || settle(&s3, &o3, id, outcome)).await;
+            // the afterScript runs beside the queue: the org's next export need not wait
+            if let Ok(Some(rec)) = store.get_export(&org, id)
+                && rec.after_script.is_some()
+                && matches!(rec.state, State::Ready | State::Error)
+            {
+                let s4 = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::hook::runner::after_run(&s4, &hook, &rec)
+                });
+            }
             running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -35,17 +35,6 @@ pub trait CreateContext: PrefixContext {
     fn catalog(&self) -> Result<Vec<ObjectDef>>;
 }
 
-fn not_yet(faults: &mut Faults, path: &str, what: &str) {
-    faults.push(
-        Fault::new(
-            Category::UnsupportedOperation,
-            "notSupported",
-            format!("{what} is not supported by this server yet"),
-        )
-        .at(path),
-    );
-}
-
 /// Parses a create body into a pending record (id, seq and times filled in by the caller).
 pub fn parse_create(
     body: Value,
@@ -150,8 +139,22 @@ pub fn parse_create(
     if zip_files && !export_files {
         faults.bad("zipFiles", "zipFiles needs exportFiles");
     }
-    if script.is_some() {
-        not_yet(&mut faults, "afterScript", "afterScript");
+    if let Some(src) = &script {
+        if src.len() > MAX_SCRIPT_BYTES {
+            faults.bad(
+                "afterScript",
+                format!("afterScript is larger than {MAX_SCRIPT_BYTES} bytes"),
+            );
+        } else if let Err(m) = crate::hook::sandbox::check_syntax(src) {
+            faults.push(
+                Fault::new(
+                    Category::Validation,
+                    "syntax",
+                    format!("afterScript does not parse: {m}"),
+                )
+                .at("afterScript"),
+            );
+        }
     }
     let mut principal = None;
     if let Some(p) = &principal_s {
