@@ -100,6 +100,29 @@ export_run() { # org token format label
   curl -sf -XDELETE "$BASE/$1/v2/exports/$id" -H "Authorization: Bearer $2" >/dev/null
 }
 
+file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
+  local doc id state t0 t1
+  curl -sf -XPOST "$BASE/$1/v2/objects" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    -d '{"name":"c_blob","properties":[{"name":"c_file","type":"File"}]}' >/dev/null
+  doc=$(curl -sf -XPOST "$BASE/$1/v2/c_blobs" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -d '{}' | json 'd["_id"]')
+  head -c $(($3 * 1024 * 1024)) /dev/urandom > "$WORK/big.bin"
+  curl -sf -XPUT "$BASE/$1/v2/c_blobs/$doc/c_file/content" -H "Authorization: Bearer $2" \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/big.bin" >/dev/null
+  reset_peak
+  local idle; idle=$(rss_kib)
+  t0=$(now)
+  id=$(curl -sf -XPOST "$BASE/$1/v2/exports" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    -d '{"label":"file","objects":"c_blobs","exportFiles":true,"zipFiles":true}' | json 'd["_id"]')
+  while :; do
+    state=$(curl -sf "$BASE/$1/v2/exports/$id" -H "Authorization: Bearer $2" | json 'd["state"]')
+    [ "$state" = ready ] || [ "$state" = error ] && break
+    sleep 0.05
+  done
+  t1=$(now)
+  python3 -c "print(f'file    {$3} MiB file, zipFiles  {$t1-$t0:7.2f} s  state $state  peak RSS {$(peak_kib)/1024:.0f} MiB (idle {$idle/1024:.0f} MiB)')"
+  rm -f "$WORK/big.bin"
+}
+
 echo "exportd bench: N=$N on $(nproc) cores"
 BIG=$(setup_org big)
 SMALLTOK=$(setup_org small)
@@ -109,3 +132,4 @@ export_run big "$BIG" application/x-ndjson ndjson
 export_run big "$BIG" text/csv csv
 export_run small "$SMALLTOK" application/x-ndjson ndjson
 export_run small "$SMALLTOK" text/csv csv
+file_export small "$SMALLTOK" 50
