@@ -201,7 +201,7 @@ impl Run<'_> {
         let archive = self.store.blob_writer(&org, BlobKind::Archive)?;
         let mut zip = zip::ZipWriter::new_stream(archive);
         let entry = format!("{}.{}", self.rec.base_name(), self.rec.format.ext());
-        let opts = SimpleFileOptions::default()
+        let opts = entry_options(&self.rec.created)
             .compression_method(zip::CompressionMethod::Deflated)
             .compression_level(Some(6))
             .large_file(true);
@@ -440,7 +440,7 @@ impl Run<'_> {
                 } else {
                     zip::CompressionMethod::Stored
                 };
-                let opts = SimpleFileOptions::default()
+                let opts = entry_options(&self.rec.created)
                     .compression_method(method)
                     .large_file(true);
                 zip.start_file(entry, opts).map_err(zfail)?;
@@ -516,6 +516,26 @@ struct Source<'a> {
     filter: Option<&'a Expr>,
     /// The last document id taken (None: the object was empty at the start).
     mark: Option<ObjectId>,
+}
+
+/// Zip entry options dated at the export's creation (UTC; zip dates have no zone).
+fn entry_options(created: &str) -> SimpleFileOptions {
+    use chrono::{Datelike, Timelike};
+    let opts = SimpleFileOptions::default();
+    match chrono::DateTime::parse_from_rfc3339(created) {
+        Ok(t) => match zip::DateTime::from_date_and_time(
+            t.year().clamp(1980, 2107) as u16,
+            t.month() as u8,
+            t.day() as u8,
+            t.hour() as u8,
+            t.minute() as u8,
+            t.second().min(58) as u8,
+        ) {
+            Ok(d) => opts.last_modified_time(d),
+            Err(_) => opts,
+        },
+        Err(_) => opts,
+    }
 }
 
 /// Whether a stored Reference value (single or array) points at `id`.
