@@ -2,6 +2,11 @@ use clap::Parser;
 use exportd::config::{Cli, Command, Config};
 use std::process::ExitCode;
 
+// mimalloc returns freed memory to the system promptly; glibc's per-thread arenas kept
+// large transient buffers (blob segments, spills) resident after big exports.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

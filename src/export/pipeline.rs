@@ -463,14 +463,22 @@ impl Run<'_> {
     fn csv<W: Write>(&mut self, src: &Source, out: &mut W) -> std::result::Result<u64, Stop> {
         let store = self.store.clone();
         let org = self.rec.org.clone();
-        let mut spill = BufWriter::with_capacity(BUF, store.blob_writer(&org, BlobKind::Spill)?);
+        // the spill is deflated (fast level): a tenth of the bytes to seal, store and read back
+        let mut spill = BufWriter::with_capacity(
+            BUF,
+            flate2::write::DeflateEncoder::new(store.blob_writer(&org, BlobKind::Spill)?, flate2::Compression::fast()),
+        );
         let mut columns = Columns::default();
         let count = self.each_doc(src, |d| {
             columns.add(d);
             crate::export::formats::write_json(&mut spill, d)?;
             spill.write_all(b"\n")
         })?;
-        let spill: BlobWriter = spill.into_inner().map_err(|e| io_fault(e.into_error()))?;
+        let spill: BlobWriter = spill
+            .into_inner()
+            .map_err(|e| io_fault(e.into_error()))?
+            .finish()
+            .map_err(io_fault)?;
         let meta = spill.finish()?;
         let spill_id = meta.id;
         let result = (|| {
@@ -478,7 +486,7 @@ impl Run<'_> {
             let columns = columns.ordered();
             self.event("csv.started", json!({"columns": columns.len()}));
             let reader = store.blob_reader(&org, spill_id)?;
-            let lines = BufReader::with_capacity(BUF, BlobStream::new(reader));
+            let lines = BufReader::with_capacity(BUF, flate2::read::DeflateDecoder::new(BlobStream::new(reader)));
             let mut w = CsvWriter::new(
                 BufWriter::with_capacity(BUF, out),
                 columns,
