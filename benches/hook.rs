@@ -26,7 +26,9 @@ fn bench(c: &mut Criterion) {
     assert_eq!(out.logs, vec!["bench".to_string()], "{:?}", out.err);
     let mut g = c.benchmark_group("hook");
     g.sample_size(30);
-    g.bench_function("spawn_and_trivial_script", |b| b.iter(|| run_child(&cfg, &input)));
+    g.bench_function("spawn_and_trivial_script", |b| {
+        b.iter(|| run_child(&cfg, &input))
+    });
     g.finish();
 }
 

@@ -196,11 +196,6 @@ impl Fault {
         tracing::error!(error = %err, "{context}");
         Fault::new(Category::Error, "unspecified", context.to_string())
     }
-
-    /// True when the fault is a validation fault on field `path` (used by callers that merge).
-    pub fn is_validation(&self) -> bool {
-        self.code == Category::Validation.code()
-    }
 }
 
 impl fmt::Display for Fault {

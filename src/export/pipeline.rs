@@ -466,7 +466,10 @@ impl Run<'_> {
         // the spill is deflated (fast level): a tenth of the bytes to seal, store and read back
         let mut spill = BufWriter::with_capacity(
             BUF,
-            flate2::write::DeflateEncoder::new(store.blob_writer(&org, BlobKind::Spill)?, flate2::Compression::fast()),
+            flate2::write::DeflateEncoder::new(
+                store.blob_writer(&org, BlobKind::Spill)?,
+                flate2::Compression::fast(),
+            ),
         );
         let mut columns = Columns::default();
         let count = self.each_doc(src, |d| {
@@ -486,7 +489,10 @@ impl Run<'_> {
             let columns = columns.ordered();
             self.event("csv.started", json!({"columns": columns.len()}));
             let reader = store.blob_reader(&org, spill_id)?;
-            let lines = BufReader::with_capacity(BUF, flate2::read::DeflateDecoder::new(BlobStream::new(reader)));
+            let lines = BufReader::with_capacity(
+                BUF,
+                flate2::read::DeflateDecoder::new(BlobStream::new(reader)),
+            );
             let mut w = CsvWriter::new(
                 BufWriter::with_capacity(BUF, out),
                 columns,

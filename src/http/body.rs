@@ -93,26 +93,3 @@ impl FromRequest for JsonBody {
         })
     }
 }
-
-/// An optional JSON body: absent or empty is `{}`.
-pub struct OptionalJson(pub Value);
-
-impl FromRequest for OptionalJson {
-    type Error = Fault;
-    type Future = LocalBoxFuture<'static, Result<Self>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let bytes = read_limited(&req, &mut payload, 64 * 1024).await?;
-            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-                return Ok(OptionalJson(Value::Object(Default::default())));
-            }
-            if content_type(&req) != "application/json" {
-                return Err(wrong_type("application/json"));
-            }
-            Ok(OptionalJson(parse_json(&bytes)?))
-        })
-    }
-}

@@ -166,31 +166,6 @@ impl Store {
         Ok(())
     }
 
-    /// Document ids of `object` in `_id` order (descending when `reverse`), after `skip`.
-    pub fn scan_docs(
-        &self,
-        org: &str,
-        object: &str,
-        reverse: bool,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<StoredDoc>> {
-        let p = prefix(&[org.as_bytes(), object.as_bytes()]);
-        let iter = self.t.docs.scan_prefix(&p);
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
-        iter.skip(skip)
-            .take(limit)
-            .map(|r| {
-                let (k, v) = r?;
-                self.open_doc(org, &k, &v)
-            })
-            .collect()
-    }
-
     pub fn count_docs(&self, org: &str, object: &str) -> Result<u64> {
         Ok(self
             .t
