@@ -4,7 +4,7 @@
 #   - export of those documents as NDJSON and CSV: wall time POST→ready, docs/s, MB/s of
 #     uncompressed output, archive ratio, peak RSS during the export
 #   - the same export over N/10 documents, to show that memory stays flat
-# Usage: scripts/bench.sh [N]      (needs curl, python3, unzip)
+# Usage: scripts/bench.sh [N]      (needs curl, python3, unzip; FILE_MBS="50 200" file sizes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-${N:-1000000}}
@@ -103,16 +103,16 @@ export_run() { # org token format label
 file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
   local doc id state t0 t1
   curl -sf -XPOST "$BASE/$1/v2/objects" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
-    -d '{"name":"c_blob","properties":[{"name":"c_file","type":"File"}]}' >/dev/null
-  doc=$(curl -sf -XPOST "$BASE/$1/v2/c_blobs" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -d '{}' | json 'd["_id"]')
+    -d "{\"name\":\"c_blob$3\",\"properties\":[{\"name\":\"c_file\",\"type\":\"File\"}]}" >/dev/null
+  doc=$(curl -sf -XPOST "$BASE/$1/v2/c_blob$3s" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -d '{}' | json 'd["_id"]')
   head -c $(($3 * 1024 * 1024)) /dev/urandom > "$WORK/big.bin"
-  curl -sf -XPUT "$BASE/$1/v2/c_blobs/$doc/c_file/content" -H "Authorization: Bearer $2" \
+  curl -sf -XPUT "$BASE/$1/v2/c_blob$3s/$doc/c_file/content" -H "Authorization: Bearer $2" \
     -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/big.bin" >/dev/null
   reset_peak
   local idle; idle=$(rss_kib)
   t0=$(now)
   id=$(curl -sf -XPOST "$BASE/$1/v2/exports" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
-    -d '{"label":"file","objects":"c_blobs","exportFiles":true,"zipFiles":true}' | json 'd["_id"]')
+    -d "{\"label\":\"file\",\"objects\":\"c_blob$3s\",\"exportFiles\":true,\"zipFiles\":true}" | json 'd["_id"]')
   while :; do
     state=$(curl -sf "$BASE/$1/v2/exports/$id" -H "Authorization: Bearer $2" | json 'd["state"]')
     [ "$state" = ready ] || [ "$state" = error ] && break
@@ -132,4 +132,4 @@ export_run big "$BIG" application/x-ndjson ndjson
 export_run big "$BIG" text/csv csv
 export_run small "$SMALLTOK" application/x-ndjson ndjson
 export_run small "$SMALLTOK" text/csv csv
-file_export small "$SMALLTOK" 50
+for mb in ${FILE_MBS:-50 200}; do file_export small "$SMALLTOK" "$mb"; done
