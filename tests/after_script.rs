@@ -67,15 +67,7 @@ fn receiver() -> (String, Received) {
     (url, got)
 }
 
-async fn setup<S, B>(svc: &S) -> String
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn setup<S: TestService>(svc: &S) -> String {
     let tok = org_with_admin(svc, "acme").await;
     call(
         svc,
@@ -97,20 +89,12 @@ where
 }
 
 /// Creates an export with `script`, waits for it and for its afterScript.completed event.
-async fn run_script<S, B>(
+async fn run_script<S: TestService>(
     svc: &S,
     tok: &str,
     script: &str,
     wait_for: &[&str],
-) -> (Value, Vec<Value>)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+) -> (Value, Vec<Value>) {
     let (s, v) = call(
         svc,
         "POST",

@@ -15,15 +15,7 @@ struct Setup {
     files: Vec<(String, Vec<u8>)>,
 }
 
-async fn put<S, B>(svc: &S, tok: &str, path: &str, mime: &str, body: &[u8]) -> Value
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn put<S: TestService>(svc: &S, tok: &str, path: &str, mime: &str, body: &[u8]) -> Value {
     let (s, v) = raw(
         svc,
         TestRequest::put()
@@ -37,15 +29,7 @@ where
     v
 }
 
-async fn setup<S, B>(svc: &S) -> Setup
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn setup<S: TestService>(svc: &S) -> Setup {
     let tok = org_with_admin(svc, "acme").await;
     let (s, v) = call(
         svc,
@@ -127,15 +111,11 @@ where
     }
 }
 
-async fn run_export<S, B>(svc: &S, tok: &str, body: Value) -> (Value, Vec<(String, Vec<u8>)>)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn run_export<S: TestService>(
+    svc: &S,
+    tok: &str,
+    body: Value,
+) -> (Value, Vec<(String, Vec<u8>)>) {
     let (s, v) = call(svc, "POST", "/acme/v2/exports", Some(tok), Some(body)).await;
     assert_eq!(s, 201, "{v}");
     let id = v["_id"].as_str().unwrap().to_string();

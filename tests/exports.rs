@@ -7,15 +7,7 @@ use actix_web::test::TestRequest;
 use common::*;
 use serde_json::{Value, json};
 
-async fn define<S, B>(svc: &S, tok: &str, org: &str, body: Value)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn define<S: TestService>(svc: &S, tok: &str, org: &str, body: Value) {
     let (s, v) = call(
         svc,
         "POST",
@@ -42,15 +34,7 @@ fn item_def() -> Value {
     ]})
 }
 
-async fn create_export<S, B>(svc: &S, tok: &str, org: &str, body: Value) -> String
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn create_export<S: TestService>(svc: &S, tok: &str, org: &str, body: Value) -> String {
     let (s, v) = call(
         svc,
         "POST",
@@ -65,15 +49,12 @@ where
 }
 
 /// Runs an export to ready and returns (record, entry name, entry bytes).
-async fn export_entry<S, B>(svc: &S, tok: &str, org: &str, body: Value) -> (Value, String, String)
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn export_entry<S: TestService>(
+    svc: &S,
+    tok: &str,
+    org: &str,
+    body: Value,
+) -> (Value, String, String) {
     let id = create_export(svc, tok, org, body).await;
     let rec = wait_ready(svc, tok, org, &id).await;
     assert_eq!(rec["state"], "ready", "{rec}");
@@ -379,15 +360,7 @@ async fn each_org_runs_one_export_at_a_time_in_creation_order() {
     assert!(app.state.store.check_consistency().unwrap().is_empty());
 }
 
-async fn big_org<S, B>(svc: &S, org: &str, n: usize) -> String
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn big_org<S: TestService>(svc: &S, org: &str, n: usize) -> String {
     let tok = org_with_admin(svc, org).await;
     define(svc, &tok, org, item_def()).await;
     let lines: Vec<Value> = (0..n)

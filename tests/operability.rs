@@ -115,15 +115,7 @@ async fn metrics_count_exports_queues_and_faults() {
     assert!(after.contains("exportd_exports_running"));
 }
 
-async fn metrics<S, B>(svc: &S) -> String
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn metrics<S: TestService>(svc: &S) -> String {
     let (s, body) = raw_bytes(svc, actix_web::test::TestRequest::get().uri("/metrics")).await;
     assert_eq!(s, 200);
     String::from_utf8(body).unwrap()

@@ -13,15 +13,7 @@ struct Fixture {
     regions: Vec<String>,
 }
 
-async fn fixture<S, B>(svc: &S) -> Fixture
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn fixture<S: TestService>(svc: &S) -> Fixture {
     let tok = org_with_admin(svc, "acme").await;
     let def = |body: Value| call(svc, "POST", "/acme/v2/objects", Some(&tok), Some(body));
     assert_eq!(
@@ -100,15 +92,7 @@ where
     }
 }
 
-async fn export_lines<S, B>(svc: &S, tok: &str, body: Value) -> Vec<Value>
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-    B: actix_web::body::MessageBody,
-{
+async fn export_lines<S: TestService>(svc: &S, tok: &str, body: Value) -> Vec<Value> {
     let (s, v) = call(svc, "POST", "/acme/v2/exports", Some(tok), Some(body)).await;
     assert_eq!(s, 201, "{v}");
     let id = v["_id"].as_str().unwrap();

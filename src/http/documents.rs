@@ -9,13 +9,13 @@ use crate::http::body::{
 };
 use crate::http::{Paging, created, list, only_params, parse_id, result};
 use crate::model::acl;
-use crate::model::document::{StoredDoc, collect_blobs, default_view, new_doc, patch_doc, render};
+use crate::model::document::{StoredDoc, collect_blobs, new_doc, patch_doc, render};
 use crate::model::org::Account;
 use crate::model::schema::ObjectDef;
 use crate::query::Projector;
 use crate::query::matcher::{matches, sort_cmp, sort_value};
 use crate::query::parse::{parse_sort, parse_where};
-use crate::query::projection::{check_expand, check_path, visible_doc};
+use crate::query::projection::{check_expand, check_path, drop_optional, visible_doc};
 use crate::store::data::{StoreLookup, StoreRefs};
 use crate::store::{Store, blocking};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -97,7 +97,9 @@ fn projector(
 }
 
 pub fn view(def: &ObjectDef, doc: &StoredDoc, cat: &[ObjectDef], include: &[String]) -> Value {
-    Value::Object(default_view(def, render(def, doc, cat), include))
+    let mut full = render(def, doc, cat);
+    drop_optional(&def.properties, &mut full, "", include);
+    Value::Object(full)
 }
 
 async fn list_docs(

@@ -59,6 +59,16 @@ fn load(store: &Store, org: &str, id: ObjectId) -> Result<ExportRecord> {
         .ok_or_else(not_found)
 }
 
+/// `load` from a handler: on the blocking pool, for the caller's org.
+async fn load_async(
+    state: &web::Data<AppState>,
+    caller: &OrgCaller,
+    id: ObjectId,
+) -> Result<ExportRecord> {
+    let (store, org) = (state.store.clone(), caller.org.code.clone());
+    blocking(move || load(&store, &org, id)).await
+}
+
 struct Ctx<'a> {
     store: &'a Store,
     org: &'a str,
@@ -270,8 +280,7 @@ async fn delete_export(
 ) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
-    let (store, org) = (state.store.clone(), caller.org.code.clone());
-    blocking(move || load(&store, &org, id).map(|_| ())).await?;
+    load_async(&state, &caller, id).await?;
     state
         .exports
         .stop(id, STOP_DELETE, Duration::from_secs(5))
@@ -288,8 +297,7 @@ async fn cancel_export(
 ) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
-    let (store, org) = (state.store.clone(), caller.org.code.clone());
-    let rec = blocking(move || load(&store, &org, id)).await?;
+    let rec = load_async(&state, &caller, id).await?;
     if !matches!(rec.state, State::Pending | State::Running) {
         return Err(Fault::conflict(
             "state",
@@ -314,8 +322,7 @@ async fn cancel_export(
         })
         .await?;
     }
-    let (store, org) = (state.store.clone(), caller.org.code.clone());
-    let rec = blocking(move || load(&store, &org, id)).await?;
+    let rec = load_async(&state, &caller, id).await?;
     if !matches!(rec.state, State::Error) {
         // it finished in the meantime
         return Err(Fault::conflict(
@@ -348,8 +355,7 @@ async fn data_file(
 ) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
-    let (store, org) = (state.store.clone(), caller.org.code.clone());
-    let rec = blocking(move || load(&store, &org, id)).await?;
+    let rec = load_async(&state, &caller, id).await?;
     match rec.data_file_json() {
         Some(v) if rec.state == State::Ready => Ok(HttpResponse::Ok().json(v)),
         _ => not_ready(&rec),
@@ -364,8 +370,7 @@ async fn data_content(
 ) -> Result<HttpResponse> {
     caller.require_admin()?;
     let id = export_id(&path.1)?;
-    let (store, org) = (state.store.clone(), caller.org.code.clone());
-    let rec = blocking(move || load(&store, &org, id)).await?;
+    let rec = load_async(&state, &caller, id).await?;
     let Some(df) = rec.data_file.clone().filter(|_| rec.state == State::Ready) else {
         return not_ready(&rec);
     };

@@ -551,17 +551,3 @@ pub fn render_facet(v: &Value, path: &str) -> Value {
     out.insert("path".into(), Value::String(path.to_string()));
     Value::Object(out)
 }
-
-/// The default view: the full form less optional properties not named in `include`.
-pub fn default_view(
-    def: &ObjectDef,
-    mut full: Map<String, Value>,
-    include: &[String],
-) -> Map<String, Value> {
-    for p in &def.properties {
-        if p.optional && !include.iter().any(|i| i == &p.name) {
-            full.remove(&p.name);
-        }
-    }
-    full
-}

@@ -9,6 +9,21 @@ use serde_json::{Value, json};
 
 pub const SYS: &str = "test-system-token";
 
+/// The app under test, as every helper takes it.
+pub trait TestService:
+    Service<actix_http::Request, Response = ServiceResponse<Self::Body>, Error = actix_web::Error>
+{
+    type Body: actix_web::body::MessageBody;
+}
+
+impl<S, B> TestService for S
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    type Body = B;
+}
+
 pub struct TestApp<S> {
     pub svc: S,
     pub state: actix_web::web::Data<AppState>,
@@ -45,17 +60,13 @@ pub async fn app_with(
 }
 
 /// One request; returns the status and the body parsed as JSON (Null when empty or not JSON).
-pub async fn call<S, B>(
+pub async fn call<S: TestService>(
     svc: &S,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
-) -> (u16, Value)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+) -> (u16, Value) {
     let mut req = test::TestRequest::default()
         .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path);
@@ -71,11 +82,7 @@ where
 }
 
 /// Sends a prepared request; returns (status, JSON body or Null).
-pub async fn raw<S, B>(svc: &S, req: test::TestRequest) -> (u16, Value)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn raw<S: TestService>(svc: &S, req: test::TestRequest) -> (u16, Value) {
     let (status, bytes) = raw_bytes(svc, req).await;
     (
         status,
@@ -83,11 +90,7 @@ where
     )
 }
 
-pub async fn raw_bytes<S, B>(svc: &S, req: test::TestRequest) -> (u16, Vec<u8>)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn raw_bytes<S: TestService>(svc: &S, req: test::TestRequest) -> (u16, Vec<u8>) {
     let resp = match svc.call(req.to_request()).await {
         Ok(r) => r,
         Err(e) => {
@@ -105,11 +108,7 @@ where
 }
 
 /// Creates an org and an administrator; returns the admin's token.
-pub async fn org_with_admin<S, B>(svc: &S, code: &str) -> String
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn org_with_admin<S: TestService>(svc: &S, code: &str) -> String {
     let (s, _) = call(
         svc,
         "POST",
@@ -188,11 +187,7 @@ where
     }
 }
 
-pub async fn wait_ready<S, B>(svc: &S, tok: &str, org: &str, id: &str) -> Value
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn wait_ready<S: TestService>(svc: &S, tok: &str, org: &str, id: &str) -> Value {
     wait_export(svc, tok, org, id, |v| {
         v["state"] == "ready" || v["state"] == "error"
     })
@@ -200,11 +195,7 @@ where
 }
 
 /// GETs a path with a token; returns status and raw bytes.
-pub async fn get_bytes<S, B>(svc: &S, tok: &str, path: &str) -> (u16, Vec<u8>)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn get_bytes<S: TestService>(svc: &S, tok: &str, path: &str) -> (u16, Vec<u8>) {
     raw_bytes(
         svc,
         test::TestRequest::get()
@@ -229,11 +220,7 @@ pub fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Sends an NDJSON bulk body; returns the result data.
-pub async fn bulk<S, B>(svc: &S, tok: &str, path: &str, lines: &[Value]) -> Value
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
+pub async fn bulk<S: TestService>(svc: &S, tok: &str, path: &str, lines: &[Value]) -> Value {
     let body: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     let (s, v) = raw(
         svc,
