@@ -22,9 +22,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create a demo org with data (once), then serve it.
     Demo(DemoArgs),
-    /// Internal: run one afterScript in a sandboxed child process.
+    /// Internal: run one afterScript in a sandboxed child process (`--check`: only parse it).
     #[command(hide = true)]
-    Hook,
+    Hook {
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -185,6 +188,19 @@ impl Config {
 
     /// A config for tests: a temp data dir, a random key, everything else default.
     pub fn for_tests(data_dir: PathBuf) -> Config {
+        let mut hook = hook_config(None, 10, 256, 10, Vec::new());
+        // integration tests run from target/<profile>/deps/, beside which cargo builds the
+        // exportd binary whose `hook` mode checks and runs scripts
+        if let Some(bin) = hook
+            .exe
+            .parent()
+            .filter(|d| d.ends_with("deps"))
+            .and_then(|d| d.parent())
+            .map(|d| d.join("exportd"))
+            .filter(|b| b.is_file())
+        {
+            hook.exe = bin;
+        }
         Config {
             data_dir,
             bind: "127.0.0.1:0".into(),
@@ -197,7 +213,7 @@ impl Config {
             max_bulk_bytes: 1 << 32,
             max_file_bytes: 1 << 30,
             system_token: Some("test-system-token".into()),
-            hook: hook_config(None, 10, 256, 10, Vec::new()),
+            hook,
         }
     }
 }

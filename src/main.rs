@@ -18,7 +18,9 @@ fn main() -> ExitCode {
             exportd::app::init_logging(a.common.log_format);
             exportd::demo::prepare(a).and_then(|c| run(c, true))
         }
-        Command::Hook => return ExitCode::from(exportd::hook::sandbox::child_main() as u8),
+        Command::Hook { check } => {
+            return ExitCode::from(exportd::hook::sandbox::child_main(check) as u8);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,9 @@ const READ_ONLY: &[&str] = &[
 pub trait CreateContext: PrefixContext {
     fn account_exists(&self, id: ObjectId) -> Result<bool>;
     fn catalog(&self) -> Result<Vec<ObjectDef>>;
+    /// Whether an afterScript parses (`Err(message)` if not). Never parse in-process: see
+    /// `hook::runner::check_syntax`.
+    fn check_script(&self, src: &str) -> Result<std::result::Result<(), String>>;
 }
 
 /// Parses a create body into a pending record (id, seq and times filled in by the caller).
@@ -145,7 +148,7 @@ pub fn parse_create(
                 "afterScript",
                 format!("afterScript is larger than {MAX_SCRIPT_BYTES} bytes"),
             );
-        } else if let Err(m) = crate::hook::sandbox::check_syntax(src) {
+        } else if let Err(m) = ctx.check_script(src)? {
             faults.push(
                 Fault::new(
                     Category::Validation,

@@ -24,22 +24,94 @@ pub struct HookConfig {
 
 const MAX_OUTPUT: u64 = 1024 * 1024;
 
+/// How a child ended without an answer.
+enum Ended {
+    Start(String),
+    Timeout,
+    Signal(i32),
+    Failed(String),
+    Unreadable,
+}
+
+impl Ended {
+    fn message(&self, cfg: &HookConfig) -> String {
+        match self {
+            Ended::Start(e) => format!("the script runner could not start: {e}"),
+            Ended::Timeout => format!(
+                "the script ran longer than {} s and was stopped",
+                cfg.timeout.as_secs_f64()
+            ),
+            Ended::Signal(sig) => {
+                #[cfg(unix)]
+                let why = match *sig {
+                    libc::SIGXCPU => "its CPU time limit",
+                    libc::SIGABRT | libc::SIGSEGV | libc::SIGKILL => "its memory limit or a crash",
+                    _ => "a signal",
+                };
+                #[cfg(not(unix))]
+                let why = "a signal";
+                format!("the script was stopped by {why} (signal {sig})")
+            }
+            Ended::Failed(status) => format!("the script runner failed ({status})"),
+            Ended::Unreadable => "the script runner returned nothing readable".into(),
+        }
+    }
+}
+
 /// Spawns the child and waits for it (at most `timeout`).
 pub fn run_child(cfg: &HookConfig, input: &HookInput) -> HookOutput {
-    let failed = |m: String| HookOutput {
-        err: Some(m),
+    child(cfg, input, false).unwrap_or_else(|e| HookOutput {
+        err: Some(e.message(cfg)),
         ..Default::default()
+    })
+}
+
+/// Parses an afterScript in the child (`exportd hook --check`) under the same limits as a run:
+/// boa's parser recurses without a limit, so a script nested deeply enough (a hundred `(` do
+/// it on a 2 MiB thread stack) overflows the stack of whichever process parses it.
+/// `Ok(Err(message))`: the script does not parse, or the parser gave up on it.
+pub fn check_syntax(
+    cfg: &HookConfig,
+    src: &str,
+) -> crate::fault::Result<std::result::Result<(), String>> {
+    let input = HookInput {
+        script: src.to_string(),
+        arguments: Value::Null,
+        principal: Value::Null,
+        memory_bytes: cfg.memory_bytes,
+        cpu_seconds: cfg.cpu_seconds,
     };
-    let mut child = match Command::new(&cfg.exe)
-        .arg("hook")
+    match child(cfg, &input, true) {
+        Ok(out) => Ok(out.err.map_or(Ok(()), Err)),
+        Err(Ended::Timeout | Ended::Signal(_)) => Ok(Err(
+            "the script is nested too deeply or is too large for the parser".into(),
+        )),
+        Err(e) => Err(crate::fault::Fault::internal(
+            "the script checker failed",
+            e.message(cfg),
+        )),
+    }
+}
+
+fn child(cfg: &HookConfig, input: &HookInput, check: bool) -> Result<HookOutput, Ended> {
+    let mut command = Command::new(&cfg.exe);
+    command.arg("hook");
+    if check {
+        command.arg("--check");
+    }
+    let mut child = match command
         .env_clear()
+        // mimalloc reserves 1 GiB of address space up front by default, past the child's
+        // RLIMIT_AS (256 MiB by default): every later mapping failed, so any script with a
+        // little nesting died with SIGSEGV. Reserve small; the limit then caps real use.
+        .env("MIMALLOC_ARENA_RESERVE", "16MiB")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return failed(format!("the script runner could not start: {e}")),
+        Err(e) => return Err(Ended::Start(e.to_string())),
     };
     let body = serde_json::to_vec(input).unwrap_or_default();
     let mut stdin = child.stdin.take();
@@ -72,28 +144,19 @@ pub fn run_child(cfg: &HookConfig, input: &HookInput) -> HookOutput {
     let _ = writer.join();
     let out = reader.join().unwrap_or_default();
     let Some(status) = status else {
-        return failed(format!(
-            "the script ran longer than {} s and was stopped",
-            cfg.timeout.as_secs_f64()
-        ));
+        return Err(Ended::Timeout);
     };
     if !status.success() {
         #[cfg(unix)]
         {
             use std::os::unix::process::ExitStatusExt;
             if let Some(sig) = status.signal() {
-                let why = match sig {
-                    libc::SIGXCPU => "its CPU time limit",
-                    libc::SIGABRT | libc::SIGSEGV | libc::SIGKILL => "its memory limit or a crash",
-                    _ => "a signal",
-                };
-                return failed(format!("the script was stopped by {why} (signal {sig})"));
+                return Err(Ended::Signal(sig));
             }
         }
-        return failed(format!("the script runner failed ({status})"));
+        return Err(Ended::Failed(status.to_string()));
     }
-    serde_json::from_slice(&out)
-        .unwrap_or_else(|_| failed("the script runner returned nothing readable".into()))
+    serde_json::from_slice(&out).map_err(|_| Ended::Unreadable)
 }
 
 /// Runs the afterScript of an export that has ended, records its outcome, and delivers its

@@ -171,8 +171,8 @@ fn setup(ctx: &mut Context, input: &HookInput) -> JsResult<()> {
 }
 
 /// The `exportd hook` child: limits itself, reads one HookInput on stdin, writes one
-/// HookOutput on stdout.
-pub fn child_main() -> i32 {
+/// HookOutput on stdout. With `check`, it only parses the script (`err` is the syntax error).
+pub fn child_main(check: bool) -> i32 {
     let mut raw = Vec::new();
     if std::io::stdin()
         .take(8 * 1024 * 1024)
@@ -185,14 +185,23 @@ pub fn child_main() -> i32 {
         return 3;
     };
     limit_process(input.memory_bytes, input.cpu_seconds);
-    let out = run(&input);
+    let out = if check {
+        HookOutput {
+            err: check_syntax(&input.script).err(),
+            ..Default::default()
+        }
+    } else {
+        run(&input)
+    };
     let mut stdout = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut stdout, &out);
     let _ = stdout.flush();
     0
 }
 
-/// Parses a script without running it; the message names line and column.
+/// Parses a script without running it; the message names line and column. The parser
+/// recurses on nesting without a limit, so a hostile script overflows any thread's stack:
+/// call this only in the `exportd hook --check` child (`runner::check_syntax`).
 pub fn check_syntax(src: &str) -> Result<(), String> {
     let mut ctx = Context::default();
     boa_engine::Script::parse(Source::from_bytes(src.as_bytes()), None, &mut ctx)

@@ -72,6 +72,7 @@ async fn load_async(
 struct Ctx<'a> {
     store: &'a Store,
     org: &'a str,
+    hook: &'a crate::hook::runner::HookConfig,
 }
 
 impl PrefixContext for Ctx<'_> {
@@ -90,6 +91,9 @@ impl CreateContext for Ctx<'_> {
     fn catalog(&self) -> Result<Vec<ObjectDef>> {
         self.store.list_objects(self.org)
     }
+    fn check_script(&self, src: &str) -> Result<std::result::Result<(), String>> {
+        crate::hook::runner::check_syntax(self.hook, src)
+    }
 }
 
 async fn create_export(
@@ -99,10 +103,12 @@ async fn create_export(
 ) -> Result<HttpResponse> {
     caller.require_admin()?;
     let store = state.store.clone();
+    let config = state.config.clone();
     let rec = blocking(move || {
         let ctx = Ctx {
             store: &store,
             org: &caller.org.code,
+            hook: &config.hook,
         };
         let (mut rec, _def) = parse_create(body.0, &caller.org, caller.account.id, &ctx)?;
         rec.seq = store.next_seq()?;
