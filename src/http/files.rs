@@ -30,20 +30,78 @@ fn tail_parts(tail: &str) -> Vec<&str> {
     tail.split('/').filter(|s| !s.is_empty()).collect()
 }
 
+/// Characters a file name offered for saving must not hold: path separators and their
+/// compatibility look-alikes (NFKC turns `／` into `/`), what Windows refuses (`: * ? " < > |`,
+/// so `C:x` names no drive), controls, and the bidi overrides that disguise an extension.
+fn unsafe_in_filename(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '/' | '\\'
+                | '"'
+                | ':'
+                | '*'
+                | '?'
+                | '<'
+                | '>'
+                | '|'
+                | '\u{ff0f}'
+                | '\u{ff3c}'
+                | '\u{fe68}'
+                | '\u{2215}'
+                | '\u{2044}'
+                | '\u{29f8}'
+                | '\u{29f9}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Characters that read as a leading `.` (hidden files, `..`) once normalized.
+fn dot_like(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '\u{ff0e}' | '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{fe52}'
+    )
+}
+
 fn clean_filename(s: &str) -> String {
     let c: String = s
         .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | '"') {
-                '_'
-            } else {
-                c
-            }
-        })
+        .map(|c| if unsafe_in_filename(c) { '_' } else { c })
         .take(255)
         .collect();
-    let c = c.trim().trim_start_matches('.').to_string();
+    let c = c
+        .trim()
+        .trim_start_matches(|c: char| dot_like(c) || c.is_whitespace())
+        .to_string();
     if c.is_empty() { "file".into() } else { c }
+}
+
+/// `attachment; filename="..."`, plus RFC 6266's `filename*` for a name that is not ASCII
+/// (header values are ASCII: the plain parameter gets `_` for the rest).
+fn content_disposition(filename: &str) -> String {
+    let name = clean_filename(filename);
+    if name.is_ascii() {
+        return format!("attachment; filename=\"{name}\"");
+    }
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 fn clean_mime(req: &HttpRequest) -> Result<String> {
@@ -297,20 +355,25 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
         return RangeReq::Unsatisfiable;
     };
     let (a, b) = (a.trim(), b.trim());
+    // positions are 1*DIGIT of any length: past u64 they only mean "beyond the end"
+    let pos = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().unwrap_or(u64::MAX))
+    };
     let range = if a.is_empty() {
-        match b.parse::<u64>() {
-            Ok(0) | Err(_) => return RangeReq::Unsatisfiable,
-            Ok(n) => (size.saturating_sub(n), size),
+        match pos(b) {
+            Some(0) | None => return RangeReq::Unsatisfiable,
+            Some(n) => (size.saturating_sub(n), size),
         }
     } else {
-        let Ok(start) = a.parse::<u64>() else {
+        let Some(start) = pos(a) else {
             return RangeReq::Unsatisfiable;
         };
         let end = if b.is_empty() {
             size
         } else {
-            match b.parse::<u64>() {
-                Ok(e) if e >= start => (e + 1).min(size),
+            match pos(b) {
+                Some(e) if e >= start => e.saturating_add(1).min(size),
                 _ => return RangeReq::Unsatisfiable,
             }
         };
@@ -400,10 +463,7 @@ pub async fn serve_blob(
     resp.insert_header(("Content-Type", mime))
         .insert_header(("ETag", etag))
         .insert_header(("Accept-Ranges", "bytes"))
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{}\"", clean_filename(filename)),
-        ))
+        .insert_header(("Content-Disposition", content_disposition(filename)))
         .no_chunking(end - start);
     if status == StatusCode::PARTIAL_CONTENT {
         resp.insert_header((
