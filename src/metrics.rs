@@ -61,7 +61,8 @@ impl Metrics {
     }
 
     /// The text exposition; `running` and `queues` are read at scrape time.
-    pub fn render(&self, running: usize, queues: &[(String, usize)]) -> String {
+    /// `queued` is the total across orgs; `queues` the per-org depths to show (the operator's).
+    pub fn render(&self, running: usize, queued: usize, queues: &[(String, usize)]) -> String {
         use std::fmt::Write;
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
@@ -98,7 +99,11 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
-            "# HELP exportd_queue_depth Exports pending or running per org.\n# TYPE exportd_queue_depth gauge"
+            "# HELP exportd_queued_exports Exports pending or running, all orgs.\n# TYPE exportd_queued_exports gauge\nexportd_queued_exports {queued}"
+        );
+        let _ = writeln!(
+            s,
+            "# HELP exportd_queue_depth Exports pending or running per org (system token only).\n# TYPE exportd_queue_depth gauge"
         );
         for (org, n) in queues {
             let _ = writeln!(s, "exportd_queue_depth{{org=\"{org}\"}} {n}");

@@ -21,7 +21,7 @@ pub fn new_token() -> String {
     format!("exd_{}", random_hex(32))
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
     let h = req.headers().get("Authorization")?.to_str().ok()?;
     let (scheme, tok) = h.split_once(' ')?;
     scheme

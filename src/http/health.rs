@@ -1,7 +1,7 @@
 //! `GET /health`: liveness plus a cheap store check.
 
 use crate::app::AppState;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,9 +19,15 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. Like `/health`, it tells nothing about any org's data beyond
-/// queue depths; put it behind your network's access rules.
-async fn metrics(state: web::Data<AppState>) -> crate::fault::Result<HttpResponse> {
+/// Prometheus text format. Like `/health`, it tells nothing about any org's data; put it
+/// behind your network's access rules. Queue depths per org name the orgs, so they are shown
+/// only to the system token (SPEC §2: orgs cannot be probed); everyone sees the total.
+async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> crate::fault::Result<HttpResponse> {
+    let operator =
+        crate::auth::bearer(&req).is_some_and(|t| crate::auth::is_system_token(&state, &t));
     let running = state
         .exports
         .running
@@ -40,5 +46,9 @@ async fn metrics(state: web::Data<AppState>) -> crate::fault::Result<HttpRespons
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Content-Type", "text/plain; version=0.0.4"))
-        .body(crate::metrics::get().render(running, &queues)))
+        .body(crate::metrics::get().render(
+            running,
+            queues.iter().map(|(_, n)| n).sum(),
+            if operator { &queues } else { &[] },
+        )))
 }
