@@ -53,6 +53,10 @@ pub struct Common {
     pub hook_allow: Vec<String>,
     #[arg(long, env = "EXPORTD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Size of the database page cache, MiB: the main part of the server's memory.
+    #[arg(long, env = "EXPORTD_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub cache_mb: u64,
     /// Largest JSON request body, bytes.
     #[arg(long, env = "EXPORTD_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
     pub max_json_bytes: usize,
@@ -106,6 +110,7 @@ pub struct Config {
     pub max_json_bytes: usize,
     pub max_bulk_bytes: u64,
     pub max_file_bytes: u64,
+    pub cache_mb: u64,
     /// `EXPORTD_SYSTEM_TOKEN`, else generated into `<data-dir>/system.token`.
     pub system_token: Option<String>,
     pub hook: crate::hook::runner::HookConfig,
@@ -164,6 +169,7 @@ impl Config {
             max_json_bytes: c.max_json_bytes,
             max_bulk_bytes: c.max_bulk_bytes,
             max_file_bytes: c.max_file_bytes,
+            cache_mb: c.cache_mb,
             system_token: std::env::var("EXPORTD_SYSTEM_TOKEN")
                 .ok()
                 .filter(|s| !s.is_empty()),
@@ -212,6 +218,7 @@ impl Config {
             max_json_bytes: 1024 * 1024,
             max_bulk_bytes: 1 << 32,
             max_file_bytes: 1 << 30,
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
             system_token: Some("test-system-token".into()),
             hook,
         }

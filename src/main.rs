@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 // mimalloc returns freed memory to the system promptly; glibc's per-thread arenas kept
 // large transient buffers (blob segments, spills) resident after big exports.
+// The `system-alloc` feature keeps the system allocator so heap profilers (heaptrack,
+// massif) that hook malloc can see every allocation.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -56,9 +56,24 @@ impl std::ops::Deref for Store {
 
 const KEY_CHECK: &[u8] = b"master_key_check";
 
+/// Default size of sled's page cache, MiB (`--cache-mb`).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
 impl Store {
-    /// Opens (or creates) the database in `dir` and checks that `master` is its key.
+    /// Opens (or creates) the database in `dir` with the default page cache
+    /// (`DEFAULT_CACHE_MB`) and checks that `master` is its key.
     pub fn open(dir: &Path, master: Key) -> std::result::Result<Store, String> {
+        Store::open_with_cache(dir, master, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (or creates) the database in `dir` with a page cache of `cache_mb` MiB.
+    /// The cache bounds the server's memory: exports scan through it, so their peak
+    /// RSS stays near idle plus at most this much whatever their size.
+    pub fn open_with_cache(
+        dir: &Path,
+        master: Key,
+        cache_mb: u64,
+    ) -> std::result::Result<Store, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
         let probe = dir.join(".write-test");
@@ -67,7 +82,7 @@ impl Store {
         let _ = std::fs::remove_file(&probe);
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache_mb.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
