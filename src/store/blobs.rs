@@ -329,21 +329,24 @@ impl Store {
                 doomed.push(m.id);
             }
         }
-        // segments whose meta is gone
-        let mut last: Option<[u8; 12]> = None;
-        for k in self.t.blobs.iter().keys() {
-            let k = k?;
+        // segments whose meta is gone: a skip scan reads one key per blob, never the
+        // segments themselves (a full scan would pull every blob through the page cache)
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(r) = self.t.blobs.range(from.as_slice()..).next() {
+            let (k, _) = r?;
             let Ok(id) = <[u8; 12]>::try_from(&k[..12.min(k.len())]) else {
+                from = k.to_vec();
+                from.push(0);
                 continue;
             };
-            if last == Some(id) {
-                continue;
-            }
-            last = Some(id);
             let oid = ObjectId(id);
             if !live.contains(&oid) && self.t.blob_meta.get(id)?.is_none() && !doomed.contains(&oid)
             {
                 doomed.push(oid);
+            }
+            match next_prefix(&id) {
+                Some(next) => from = next,
+                None => break,
             }
         }
         for id in &doomed {
@@ -356,6 +359,18 @@ impl Store {
     pub fn all_blob_metas(&self) -> Result<Vec<BlobMeta>> {
         self.t.blob_meta.iter().map(|r| decode(&r?.1)).collect()
     }
+}
+
+/// The smallest key greater than every key starting with `prefix` (None: there is none).
+fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 /// Marks a blob as being deleted inside a transaction over `blob_meta`.
@@ -399,5 +414,22 @@ impl Store {
             w.write_all(&reader.segment(i)?)?;
         }
         w.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_prefix;
+
+    #[test]
+    fn next_prefix_skips_every_key_under_the_prefix() {
+        assert_eq!(next_prefix(&[1, 2, 3]), Some(vec![1, 2, 4]));
+        assert_eq!(next_prefix(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(next_prefix(&[0xff, 0xff]), None);
+        let id = [7u8; 12];
+        let next = next_prefix(&id).unwrap();
+        let mut seg = id.to_vec();
+        seg.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(seg.as_slice() < next.as_slice() && id.as_slice() < next.as_slice());
     }
 }
