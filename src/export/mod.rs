@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod create;
+pub mod deflate;
 pub mod files;
 pub mod formats;
 pub mod janitor;

@@ -3,6 +3,7 @@
 //! on the way) → one transaction flips the record to `ready`. Memory is bounded by the batch
 //! and buffer sizes, never by the export's size. CSV goes through an encrypted spill blob.
 
+use crate::export::deflate::ParallelDeflate;
 use crate::export::files::{FileSink, Mode, compressible};
 use crate::export::formats::DocWriter;
 use crate::export::formats::csv::{Columns, CsvWriter};
@@ -207,6 +208,7 @@ impl Run<'_> {
             .large_file(true);
         zip.start_file(entry.as_str(), opts)
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
+        let mut data = ParallelDeflate::new(RawEntry(&mut zip), DEFLATE_LEVEL, deflate_workers());
 
         if self.rec.export_files {
             self.files = Some(FileSink::new(
@@ -226,19 +228,23 @@ impl Run<'_> {
         };
         let count = match self.rec.format {
             Format::Ndjson => {
-                let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
+                let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
                 let n = self.each_doc(&src, |d| w.write_doc(d))?;
                 w.finish().map_err(io_fault)?;
                 n
             }
             Format::Json => {
-                let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut zip));
+                let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
                 let n = self.each_doc(&src, |d| w.write_doc(d))?;
                 w.finish().map_err(io_fault)?;
                 n
             }
-            Format::Csv => self.csv(&src, &mut zip)?,
+            Format::Csv => self.csv(&src, &mut data)?,
         };
+        let (_, crc, len) = data.finish().map_err(io_fault)?;
+        // SAFETY: `len` and `crc` describe exactly the bytes deflated into this entry
+        unsafe { zip.set_file_metadata(len, crc) }
+            .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
         let (files_count, files_size) = match self.files.take() {
             Some(sink) => {
                 let counted = (sink.count, sink.size);
@@ -521,6 +527,32 @@ impl Run<'_> {
 }
 
 type Archive = zip::ZipWriter<zip::write::StreamWriter<BlobWriter>>;
+
+/// Deflate level of the data entry (zlib's default: the ratio users expect of a zip).
+const DEFLATE_LEVEL: u32 = 6;
+
+fn deflate_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The current entry's raw data: writes bypass the zip writer's own encoder, for data that
+/// is already deflated (see `export::deflate`). Its encoder, given no input, ends the
+/// stream with an empty final block when the entry is finished.
+struct RawEntry<'a>(&'a mut Archive);
+
+impl Write for RawEntry<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // SAFETY: only valid deflate data of the current entry is written, in order, and
+        // nothing seeks; the entry's CRC and size are set before it is finished.
+        match unsafe { self.0.get_mut() } {
+            Some(w) => w.write(buf),
+            None => Err(std::io::Error::other("no zip entry is open")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// What one run reads and how it shapes it.
 struct Source<'a> {
