@@ -39,6 +39,8 @@ pub const STOP_SHUTDOWN: u8 = 3;
 const CHECK_EVERY: u64 = 256;
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const BUF: usize = 256 * 1024;
+/// Documents read ahead per batch by the reading thread.
+const READ_BATCH: usize = 256;
 
 pub enum Outcome {
     Ready(Box<ExportRecord>),
@@ -314,37 +316,64 @@ impl Run<'_> {
         let mut lookup = StoreLookup::new(&store, &org, src.projector.principal.as_ref());
         let mut count = 0u64;
         let mut seen = 0u64;
-        for d in store.iter_docs(&org, &def.name, false) {
-            let d: StoredDoc = d?;
-            if src.mark.is_none_or(|m| d.id > m) {
-                break;
-            }
-            seen += 1;
-            if seen.is_multiple_of(CHECK_EVERY) {
-                self.done = seen;
-                self.check()?;
-            }
-            if let Some((linked, parent)) = member_of
-                && !references(d.props.get(linked), parent)
-            {
-                continue;
-            }
-            if !src.projector.readable(def, &d) {
-                continue;
-            }
-            if let Some(e) = src.filter {
-                // a principal's where sees only what the principal may read
-                if !matches(e, &visible_doc(def, &d, src.projector.principal.as_ref())) {
+        let mark = src.mark;
+        // reading, decrypting and decoding run on their own thread, a few batches ahead
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<StoredDoc, Fault>>>(4);
+            let (store, org) = (&store, org.as_str());
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(READ_BATCH);
+                for d in store.iter_docs(org, &def.name, false) {
+                    let stop = match &d {
+                        Ok(d) => mark.is_none_or(|m| d.id > m),
+                        Err(_) => false,
+                    };
+                    if stop {
+                        break;
+                    }
+                    let failed = d.is_err();
+                    batch.push(d);
+                    if (batch.len() == READ_BATCH || failed)
+                        && tx.send(std::mem::take(&mut batch)).is_err()
+                    {
+                        return;
+                    }
+                    if failed {
+                        return;
+                    }
+                }
+                let _ = tx.send(batch);
+            });
+            for d in rx.into_iter().flatten() {
+                let d: StoredDoc = d?;
+                seen += 1;
+                if seen.is_multiple_of(CHECK_EVERY) {
+                    self.done = seen;
+                    self.check()?;
+                }
+                if let Some((linked, parent)) = member_of
+                    && !references(d.props.get(linked), parent)
+                {
                     continue;
                 }
+                if !src.projector.readable(def, &d) {
+                    continue;
+                }
+                if let Some(e) = src.filter {
+                    // a principal's where sees only what the principal may read
+                    if !matches(e, &visible_doc(def, &d, src.projector.principal.as_ref())) {
+                        continue;
+                    }
+                }
+                let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
+                if let Some(sink) = self.files.as_mut() {
+                    sink.attach(def, d.id, &d.props, &mut out)?;
+                }
+                write(&out).map_err(io_fault)?;
+                count += 1;
             }
-            let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
-            if let Some(sink) = self.files.as_mut() {
-                sink.attach(def, d.id, &d.props, &mut out)?;
-            }
-            write(&out).map_err(io_fault)?;
-            count += 1;
-        }
+            Ok::<(), Stop>(())
+        })?;
         self.done = seen;
         Ok(count)
     }

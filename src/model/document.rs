@@ -486,6 +486,18 @@ pub fn render<P: Plurals + ?Sized>(
 }
 
 fn render_value<P: Plurals + ?Sized>(p: &PropDef, v: &Value, base: &str, cat: &P) -> Value {
+    // plain values and references need no path (the common case: no allocation for it)
+    if !matches!(p.ty, PropType::File | PropType::Document) {
+        return match (p.ty, v) {
+            (PropType::Reference, Value::Array(items)) if p.array => Value::Array(
+                items
+                    .iter()
+                    .map(|it| render_scalar(p, it, "", cat))
+                    .collect(),
+            ),
+            _ => render_scalar(p, v, "", cat),
+        };
+    }
     let path = format!("{base}/{}", p.name);
     if p.array
         && let Value::Array(items) = v
