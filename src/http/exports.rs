@@ -261,7 +261,8 @@ async fn get_export(
     let id = export_id(&path.1)?;
     let store = state.store.clone();
     let org = caller.org.code.clone();
-    let v = blocking(move || {
+    // one record (and its events): point reads served from the cache, inline like auth
+    let v = (move || -> Result<Value> {
         let r = load(&store, &org, id)?;
         let mut v = r.to_json();
         if with_events {
@@ -274,8 +275,7 @@ async fn get_export(
             );
         }
         Ok(v)
-    })
-    .await?;
+    })()?;
     Ok(HttpResponse::Ok().json(v))
 }
 
