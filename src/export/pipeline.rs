@@ -193,7 +193,15 @@ impl Run<'_> {
             None => None,
         };
         let total = match &target {
-            Target::Object(d) => Some(self.store.count_docs(&org, &d.name)?),
+            // the usage counter, not a count: counting would be a second pass over the data
+            Target::Object(d) => Some(
+                self.store
+                    .usage(&org)?
+                    .docs
+                    .get(&d.name)
+                    .copied()
+                    .unwrap_or(0),
+            ),
             _ => None,
         };
         let _ = self.store.update_export(&org, self.rec.id, |r| {

@@ -166,15 +166,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn count_docs(&self, org: &str, object: &str) -> Result<u64> {
-        Ok(self
-            .t
-            .docs
-            .scan_prefix(prefix(&[org.as_bytes(), object.as_bytes()]))
-            .keys()
-            .count() as u64)
-    }
-
     /// The largest document id of `object` now: an export takes the documents up to it.
     /// (Comparing with a freshly made id would not do: ids made by different processes in
     /// the same second are not ordered.)
