@@ -17,7 +17,8 @@ pub struct AppState {
 
 /// Opens the store and settles the system token.
 pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
-    let store = Store::open_with_cache(&config.data_dir, config.master_key.clone(), config.cache_mb)?;
+    let store =
+        Store::open_with_cache(&config.data_dir, config.master_key.clone(), config.cache_mb)?;
     let token = match &config.system_token {
         Some(t) => t.clone(),
         None => load_or_create_system_token(&config.data_dir)?,
@@ -136,5 +137,6 @@ pub async fn serve(
         .store
         .flush()
         .map_err(|e| format!("final flush failed: {e}"))?;
+    state.store.mark_clean_shutdown(&state.config.data_dir)?;
     Ok(())
 }

@@ -282,6 +282,11 @@ impl Store {
             .blob_meta(id)?
             .filter(|m| m.org == org && m.state == BlobState::Complete)
             .ok_or_else(|| Fault::not_found("file content"))?;
+        // the key AAD binds the meta's own id: another blob's meta stored under this id
+        // would otherwise open (and serve that blob)
+        if meta.id != id {
+            return Err(crate::crypto::tampered());
+        }
         let key = self.master.unwrap_key(&meta.key_aad(), &meta.wrapped_key)?;
         let prefix: [u8; STREAM_PREFIX_LEN] = meta
             .prefix
@@ -321,8 +326,12 @@ impl Store {
         let live = active().lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut doomed = Vec::new();
         for r in self.t.blob_meta.iter() {
-            let (_, v) = r?;
-            let m: BlobMeta = decode(&v)?;
+            let (k, v) = r?;
+            // a damaged meta is left alone (its reads fail): it must not stop the start
+            let Ok(m) = decode::<BlobMeta>(&v) else {
+                tracing::error!(blob = %hex::encode(&k), "a blob meta is unreadable; left as it is");
+                continue;
+            };
             // spills never outlive their run
             let dead = m.state != BlobState::Complete || m.kind == BlobKind::Spill;
             if dead && !live.contains(&m.id) {

@@ -80,10 +80,19 @@ impl Store {
         std::fs::write(&probe, b"")
             .map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))?;
         let _ = std::fs::remove_file(&probe);
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(cache_mb.max(1) * 1024 * 1024)
-            .open()
+            .cache_capacity(cache_mb.max(1) * 1024 * 1024);
+        // sled's recovery panics on some damaged logs (e.g. "tried to serialize
+        // Uninitialized"): that is a database it cannot open, said in one line (nothing of
+        // the half-opened database is used after such a panic)
+        let db = quiet_catch(std::panic::AssertUnwindSafe(move || config.open()))
+            .map_err(|msg| {
+                format!(
+                    "cannot open the database in {}: it is damaged ({msg})",
+                    dir.display()
+                )
+            })?
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
                     "data dir {} is in use by another exportd process",
@@ -113,6 +122,7 @@ impl Store {
             blob_meta: open("blob_meta")?,
             usage: open("usage")?,
         };
+        check_clean_shutdown(dir, &t.meta)?;
         match t.meta.get(KEY_CHECK).map_err(|e| e.to_string())? {
             Some(sealed) => {
                 master.open(KEY_CHECK, &sealed).map_err(|_| {
@@ -135,6 +145,30 @@ impl Store {
             master,
             org_keys: RwLock::new(HashMap::new()),
         })))
+    }
+
+    /// The last step of a clean stop (after the final flush): a random mark goes into the
+    /// database and into `<dir>/clean-shutdown`, so the next start can tell whether sled
+    /// recovered the database that was shut down. sled's recovery takes a damaged log
+    /// message or blob file for a torn write and silently rolls back to the last intact
+    /// write (older documents served as current ones); the mark, written last, is then gone.
+    pub fn mark_clean_shutdown(&self, dir: &Path) -> std::result::Result<(), String> {
+        let mark = crate::crypto::random_hex(16);
+        self.t
+            .meta
+            .insert(CLEAN_MARK, mark.as_bytes())
+            .and_then(|_| self.db.flush())
+            .map_err(|e| format!("cannot record the clean shutdown: {e}"))?;
+        let tmp = dir.join(format!("{CLEAN_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(mark.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join(CLEAN_FILE))?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| format!("cannot record the clean shutdown in {}: {e}", dir.display()))
     }
 
     /// Makes acknowledged writes durable before the response goes out.
@@ -166,6 +200,66 @@ impl Store {
     pub fn next_seq(&self) -> Result<u64> {
         Ok(self.db.generate_id()?)
     }
+}
+
+const CLEAN_MARK: &[u8] = b"clean_shutdown";
+const CLEAN_FILE: &str = "clean-shutdown";
+
+/// After a clean stop (see [`Store::mark_clean_shutdown`]) the recovered database must hold
+/// the mark written last; the file is then removed for good, since after a crash there is
+/// nothing to compare (sled's recovery of a torn tail is legitimate then).
+fn check_clean_shutdown(dir: &Path, meta: &sled::Tree) -> std::result::Result<(), String> {
+    let path = dir.join(CLEAN_FILE);
+    let want = match std::fs::read(&path) {
+        Ok(w) => w,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let got = meta.get(CLEAN_MARK).map_err(|e| {
+        format!(
+            "cannot open the database in {}: it is damaged ({e})",
+            dir.display()
+        )
+    })?;
+    if got.as_deref() != Some(want.as_slice()) {
+        return Err(format!(
+            "the database in {} is not the one that was shut down cleanly: it was damaged or \
+             rolled back and acknowledged writes are missing; restore a backup, or delete {} to \
+             serve what is left",
+            dir.display(),
+            path.display()
+        ));
+    }
+    std::fs::remove_file(&path)
+        .and_then(|_| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+}
+
+/// Runs `f`, turning a panic into `Err(its message)` without the panic hook's report (only
+/// for panics on this thread while `f` runs; other threads report as usual).
+fn quiet_catch<T>(
+    f: impl FnOnce() -> T + std::panic::UnwindSafe,
+) -> std::result::Result<T, String> {
+    use std::cell::Cell;
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                report(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(f);
+    QUIET.with(|q| q.set(false));
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the storage engine failed".into())
+    })
 }
 
 pub fn org_key_aad(org: &str) -> Vec<u8> {
