@@ -226,7 +226,17 @@ pub type Result<T, E = Fault> = std::result::Result<T, E>;
 
 impl From<sled::Error> for Fault {
     fn from(e: sled::Error) -> Fault {
-        Fault::internal("storage error", e)
+        match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::error!(error = %e, "storage is full");
+                Fault::new(
+                    Category::Error,
+                    "storageFull",
+                    "The server's storage is full",
+                )
+            }
+            _ => Fault::internal("storage error", e),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::model::ids::{ObjectId, now_iso};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +65,52 @@ impl BlobMeta {
             SEGMENT_LEN as u64
         } else {
             self.size - (self.segments as u64 - 1) * SEGMENT_LEN as u64
+        }
+    }
+}
+
+/// Fault-injection seam, for tests only: blob segment writes fail as on a full disk
+/// (ENOSPC) once a budget of sealed bytes is spent. Off, and one atomic load per 64 KiB
+/// segment, unless armed: by `EXPORTD_FAULT_BLOB_WRITE_AFTER_BYTES=N` (read once when the
+/// store opens) or by [`WriteFault::fail_after`] from an in-process test.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WriteFault(std::sync::atomic::AtomicU64);
+
+impl WriteFault {
+    const OFF: u64 = u64::MAX;
+
+    pub(crate) fn from_env() -> WriteFault {
+        let budget = std::env::var("EXPORTD_FAULT_BLOB_WRITE_AFTER_BYTES")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(Self::OFF);
+        WriteFault(std::sync::atomic::AtomicU64::new(budget))
+    }
+
+    /// Segment writes succeed for `bytes` more sealed bytes, then fail until [`clear`].
+    ///
+    /// [`clear`]: WriteFault::clear
+    pub fn fail_after(&self, bytes: u64) {
+        self.0.store(bytes.min(Self::OFF - 1), Ordering::SeqCst);
+    }
+
+    pub fn clear(&self) {
+        self.0.store(Self::OFF, Ordering::SeqCst);
+    }
+
+    fn charge(&self, n: usize) -> Result<()> {
+        let n = n as u64;
+        let left = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                (left != Self::OFF).then(|| left.saturating_sub(n))
+            });
+        match left {
+            Ok(left) if left < n => {
+                Err(sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).into())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -133,6 +180,7 @@ impl BlobWriter {
         let sealed = self
             .key
             .seal_segment(&self.prefix, i, last, self.meta.id.bytes(), &self.buf);
+        self.store.blob_write_fault.charge(sealed.len())?;
         self.store
             .t
             .blobs

@@ -42,6 +42,9 @@ pub struct Inner {
     pub t: Trees,
     pub master: Key,
     org_keys: RwLock<HashMap<String, Key>>,
+    /// Test-only fault injection at the blob writer (see [`blobs::WriteFault`]).
+    #[doc(hidden)]
+    pub blob_write_fault: blobs::WriteFault,
 }
 
 #[derive(Clone)]
@@ -144,6 +147,7 @@ impl Store {
             t,
             master,
             org_keys: RwLock::new(HashMap::new()),
+            blob_write_fault: blobs::WriteFault::from_env(),
         })))
     }
 
