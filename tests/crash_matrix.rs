@@ -330,8 +330,12 @@ fn ingest_client(
     let token = ledger.lock().unwrap().orgs["c1"].token.clone();
     let mut bodies = 0;
     while !stop.load(Ordering::SeqCst) {
-        let lines_per_body = if phase == "ingesting" {
+        // long runs stop growing the object past ~150k documents (offline checks read it all)
+        let big = ledger.lock().unwrap().docs.len() < 150_000;
+        let lines_per_body = if phase == "ingesting" && big {
             rng.gen_range(2000..6000)
+        } else if phase == "ingesting" {
+            rng.gen_range(100..400)
         } else if bodies == 0 {
             rng.gen_range(100..800)
         } else {
