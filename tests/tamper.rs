@@ -214,6 +214,8 @@ fn tamper(data: &Path, rng: &mut StdRng, case: usize) -> String {
 #[derive(Default, Debug)]
 struct Tally {
     original: usize,
+    /// Requests retried after a transport failure with the server still up.
+    retried: usize,
     faults: BTreeMap<u16, usize>,
     stopped: usize,
 }
@@ -248,13 +250,36 @@ fn judge(a: &Answer, original: &[u8], what: &str, c: &str, t: &mut Tally) {
     *t.faults.entry(a.status).or_default() += 1;
 }
 
-fn read_everything(http: &Http, o: &Originals, c: &str, t: &mut Tally) {
+/// A GET; a transport failure is retried once on a new connection if the server is still
+/// up (a kept-alive connection the server closed), and fails the test if it is not.
+fn get(
+    server: &mut Server,
+    http: &Http,
+    path: &str,
+    tok: Option<&str>,
+    headers: &[(&str, &str)],
+    c: &str,
+    t: &mut Tally,
+) -> Answer {
+    match http.send_with("GET", path, tok, headers, None) {
+        Ok(a) => a,
+        Err(e) => {
+            let alive = server.child.as_mut().unwrap().try_wait().unwrap().is_none();
+            assert!(alive, "{c} {path}: {e}; the server died:\n{}", server.log());
+            t.retried += 1;
+            eprintln!("  {path}: {e}; retried on a new connection");
+            Http::new(&http.base)
+                .send_with("GET", path, tok, headers, None)
+                .unwrap_or_else(|e2| panic!("{c} {path}: {e}, then {e2}\n{}", server.log()))
+        }
+    }
+}
+
+fn read_everything(server: &mut Server, http: &Http, o: &Originals, c: &str, t: &mut Tally) {
     let tok = Some(o.token.as_str());
     for (id, want) in &o.docs {
         let path = format!("/acme/v2/c_recs/{id}");
-        let a = http
-            .send("GET", &path, tok, None)
-            .unwrap_or_else(|e| panic!("{c} {e}"));
+        let a = get(server, http, &path, tok, &[], c, t);
         if a.status == 200 {
             assert!(!a.cut, "{c} {path}: cut JSON");
             assert_eq!(&a.json(), want, "{c} {path}: 200 with another document");
@@ -264,9 +289,7 @@ fn read_everything(http: &Http, o: &Originals, c: &str, t: &mut Tally) {
         }
     }
     // the list: every document it shows is an original
-    let a = http
-        .send("GET", "/acme/v2/c_recs?limit=1000", tok, None)
-        .unwrap_or_else(|e| panic!("{c} {e}"));
+    let a = get(server, http, "/acme/v2/c_recs?limit=1000", tok, &[], c, t);
     if a.status == 200 {
         let v = a.json();
         for d in v["data"]
@@ -285,9 +308,7 @@ fn read_everything(http: &Http, o: &Originals, c: &str, t: &mut Tally) {
         judge(&a, b"", "list", c, t);
     }
     for (path, want) in &o.blobs {
-        let a = http
-            .send("GET", path, tok, None)
-            .unwrap_or_else(|e| panic!("{c} {e}"));
+        let a = get(server, http, path, tok, &[], c, t);
         if a.status == 200 && !a.cut {
             assert_eq!(
                 a.etag.as_deref(),
@@ -298,9 +319,15 @@ fn read_everything(http: &Http, o: &Originals, c: &str, t: &mut Tally) {
         judge(&a, want, path, c, t);
         // a range in the middle
         if want.len() > 70_000 {
-            let a = http
-                .send_with("GET", path, tok, &[("Range", "bytes=65000-69999")], None)
-                .unwrap_or_else(|e| panic!("{c} {e}"));
+            let a = get(
+                server,
+                http,
+                path,
+                tok,
+                &[("Range", "bytes=65000-69999")],
+                c,
+                t,
+            );
             judge(&a, &want[65000..70000], &format!("{path} (range)"), c, t);
         }
     }
@@ -309,9 +336,8 @@ fn read_everything(http: &Http, o: &Originals, c: &str, t: &mut Tally) {
 /// Starts the server over a tampered copy; `None` if it refused to start (after checking it
 /// said why in one line, without a panic).
 fn start_tampered(root: &Path, c: &str) -> Option<(Server, Http)> {
-    let port = free_port();
-    let mut server = Server::spawn(root, port, &[]);
-    let http = Http::new(&server.base());
+    let mut server = Server::spawn(root, free_port(), &[]);
+    let mut http = Http::new(&server.base());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if http
@@ -322,6 +348,12 @@ fn start_tampered(root: &Path, c: &str) -> Option<(Server, Http)> {
         }
         if let Some(st) = server.child.as_mut().unwrap().try_wait().unwrap() {
             let log = server.log();
+            if log.contains("cannot listen on") {
+                // the port was taken meanwhile: another one
+                server = Server::spawn(root, free_port(), &[]);
+                http = Http::new(&server.base());
+                continue;
+            }
             assert!(!st.success(), "{c} exited 0 without serving");
             assert!(!log.contains("panicked"), "{c} panicked at start:\n{log}");
             // one line says why (log records may come before it)
@@ -342,18 +374,19 @@ fn start_tampered(root: &Path, c: &str) -> Option<(Server, Http)> {
 /// Reads everything, then `/health`; adds to `total`.
 fn check_serving(server: &mut Server, http: &Http, o: &Originals, c: &str, total: &mut Tally) {
     let mut t = Tally::default();
-    read_everything(http, o, c, &mut t);
+    read_everything(server, http, o, c, &mut t);
     let a = http
         .send("GET", "/health", None, None)
         .unwrap_or_else(|e| panic!("{c} /health after the reads: {e}\n{}", server.log()));
     assert_eq!(a.status, 200, "{c} /health");
     let panics = server.log().matches("panicked").count();
     eprintln!(
-        "  {} originals, faults by status {:?}, {} stopped downloads, {panics} panics caught",
-        t.original, t.faults, t.stopped
+        "  {} originals, faults by status {:?}, {} stopped downloads, {} retried, {panics} panics caught",
+        t.original, t.faults, t.stopped, t.retried
     );
     total.original += t.original;
     total.stopped += t.stopped;
+    total.retried += t.retried;
     for (k, n) in t.faults {
         *total.faults.entry(k).or_default() += n;
     }
@@ -398,10 +431,11 @@ fn flipped_bytes_on_disk_are_faults_or_originals_never_other_bytes() {
         }
     }
     eprintln!(
-        "tamper: seed {seed}: {cases} cases, {refused} refused to start with one line; reads: {} originals, faults {:?}, {} stopped downloads; {:.1} s",
+        "tamper: seed {seed}: {cases} cases, {refused} refused to start with one line; reads: {} originals, faults {:?}, {} stopped downloads, {} retried; {:.1} s",
         total.original,
         total.faults,
         total.stopped,
+        total.retried,
         started.elapsed().as_secs_f64()
     );
 }
@@ -488,10 +522,11 @@ fn tampered_stored_values_are_faults_or_originals_never_other_bytes() {
         }
     }
     eprintln!(
-        "tamper records: seed {seed}: {cases} cases, all served; reads: {} originals, faults {:?}, {} stopped downloads; {:.1} s",
+        "tamper records: seed {seed}: {cases} cases, all served; reads: {} originals, faults {:?}, {} stopped downloads, {} retried; {:.1} s",
         total.original,
         total.faults,
         total.stopped,
+        total.retried,
         started.elapsed().as_secs_f64()
     );
     assert!(
