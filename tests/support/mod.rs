@@ -115,11 +115,20 @@ impl Server {
     pub fn wait_healthy(&mut self, t: Duration) {
         let deadline = Instant::now() + t;
         let agent = agent(Duration::from_secs(2));
+        let mut port_taken = 0;
         while Instant::now() < deadline {
             if agent.get(&format!("{}/health", self.base())).call().is_ok() {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                // the port went to another socket meanwhile (e.g. an outgoing connection's
+                // ephemeral port): wait for it and start again
+                if self.log().contains("cannot listen on") && port_taken < 20 {
+                    port_taken += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                    self.launch();
+                    continue;
+                }
                 panic!(
                     "server exited ({st}) before answering; log:\n{}",
                     self.log()
