@@ -36,7 +36,7 @@ impl Actor for Janitor {
 pub fn sweep(store: &Store, exports: &ExportService) -> crate::fault::Result<usize> {
     let now = now_iso();
     let mut n = 0;
-    for rec in store.all_exports()? {
+    for rec in store.readable_exports()? {
         if rec.is_expired(&now) && !exports.is_running(rec.id) {
             match store.delete_export(&rec.org, rec.id) {
                 Ok(()) => n += 1,

@@ -208,8 +208,9 @@ impl BlobWriter {
 
 impl std::io::Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.write_all(buf)
-            .map_err(|f| std::io::Error::other(f.to_string()))?;
+        // the fault rides inside the io error, so the export can report it as it is
+        // (e.g. storageFull) rather than as a generic write failure
+        self.write_all(buf).map_err(std::io::Error::other)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -92,6 +92,23 @@ impl Store {
         self.t.exports.iter().map(|r| decode(&r?.1)).collect()
     }
 
+    /// Every export record that can be read; damaged ones are logged and left alone (reading
+    /// one is a fault), so that one of them cannot stop sweeps over all orgs.
+    pub fn readable_exports(&self) -> Result<Vec<ExportRecord>> {
+        let mut out = Vec::new();
+        for r in self.t.exports.iter() {
+            let (k, v) = r?;
+            match decode::<ExportRecord>(&v) {
+                Ok(rec) => out.push(rec),
+                Err(_) => tracing::error!(
+                    key = %hex::encode(&k),
+                    "an export record is unreadable; left as it is"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     /// The org's queue in order (ids of pending and running exports).
     pub fn queue(&self, org: &str) -> Result<Vec<ObjectId>> {
         self.t
