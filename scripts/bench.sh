@@ -205,7 +205,7 @@ file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
   id=$(curl -sf -XPOST "$BASE/$1/v2/exports" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
     -d "{\"label\":\"file\",\"objects\":\"c_blob$3s\",\"exportFiles\":true,\"zipFiles\":true}" | json 'd["_id"]')
   while :; do
-    state=$(curl -sf "$BASE/$1/v2/exports/$id" -H "Authorization: Bearer $2" | json 'd["state"]')
+    state=$(state_of "$1" "$2" "$id")
     [ "$state" = ready ] || [ "$state" = error ] && break
     sleep 0.05
   done

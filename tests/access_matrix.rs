@@ -302,19 +302,6 @@ fn bearer(t: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {t}"))
 }
 
-async fn ok_call<S: TestService>(
-    svc: &S,
-    method: &str,
-    path: &str,
-    tok: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (s, v) = call(svc, method, path, Some(tok), body).await;
-    assert_eq!(s, status, "{method} {path}: {v}");
-    v
-}
-
 fn id_of(v: &Value) -> String {
     v["_id"].as_str().expect("an _id").to_string()
 }
@@ -362,9 +349,9 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
     let svc = &app.svc;
     let admin_tok = org_with_admin(svc, "acme").await;
     let other_tok = org_with_admin(svc, "other").await;
-    let me = ok_call(svc, "GET", "/acme/v2/accounts/me", &admin_tok, None, 200).await;
+    let me = call_expect(svc, "GET", "/acme/v2/accounts/me", &admin_tok, None, 200).await;
     let admin_id = id_of(&me);
-    let u = ok_call(
+    let u = call_expect(
         svc,
         "POST",
         "/acme/v2/accounts",
@@ -378,7 +365,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
     let things = json!({"name": "c_thing", "properties": [
         {"name": "c_name", "type": "String"}, {"name": "c_file", "type": "File"}]});
     for (org, tok) in [("acme", &admin_tok), ("other", &other_tok)] {
-        ok_call(
+        call_expect(
             svc,
             "POST",
             &format!("/{org}/v2/objects"),
@@ -388,7 +375,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
         )
         .await;
     }
-    ok_call(
+    call_expect(
         svc,
         "POST",
         "/acme/v2/objects",
@@ -402,7 +389,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
     )
     .await;
     let doc = id_of(
-        &ok_call(
+        &call_expect(
             svc,
             "POST",
             "/acme/v2/c_things",
@@ -420,7 +407,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
     )
     .await;
     let udoc = id_of(
-        &ok_call(
+        &call_expect(
             svc,
             "POST",
             "/acme/v2/c_things",
@@ -431,7 +418,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
         .await,
     );
     let sdoc = id_of(
-        &ok_call(
+        &call_expect(
             svc,
             "POST",
             "/acme/v2/c_shareds",
@@ -451,7 +438,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
         .await;
     }
     let ready = id_of(
-        &ok_call(
+        &call_expect(
             svc,
             "POST",
             "/acme/v2/exports",
@@ -462,7 +449,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
         .await,
     );
     let side = id_of(
-        &ok_call(
+        &call_expect(
             svc,
             "POST",
             "/acme/v2/exports",
@@ -476,7 +463,7 @@ async fn fixture<S: TestService>(app: &TestApp<S>) -> Fixture {
         let v = wait_ready(svc, &admin_tok, "acme", id).await;
         assert_eq!(v["state"], "ready", "{v}");
     }
-    let v = ok_call(
+    let v = call_expect(
         svc,
         "GET",
         &format!("/acme/v2/exports/{side}"),
@@ -543,7 +530,7 @@ async fn make_fresh<S: TestService>(app: &TestApp<S>, fx: &Fixture, fresh: Fresh
     match fresh {
         Fresh::No | Fresh::Session => String::new(),
         Fresh::Export => id_of(
-            &ok_call(
+            &call_expect(
                 svc,
                 "POST",
                 "/acme/v2/exports",
@@ -560,7 +547,7 @@ async fn make_fresh<S: TestService>(app: &TestApp<S>, fx: &Fixture, fresh: Fresh
                 _ => ("c_shareds", &fx.admin_tok),
             };
             id_of(
-                &ok_call(
+                &call_expect(
                     svc,
                     "POST",
                     &format!("/acme/v2/{plural}"),
@@ -578,7 +565,7 @@ async fn make_fresh<S: TestService>(app: &TestApp<S>, fx: &Fixture, fresh: Fresh
                 &fx.user_id
             };
             id_of(
-                &ok_call(
+                &call_expect(
                     svc,
                     "POST",
                     &format!("/sys/orgs/acme/accounts/{acct}/tokens"),
@@ -770,7 +757,7 @@ fn the_matrix_covers_every_documented_route() {
 async fn metrics_name_orgs_only_to_the_system_token() {
     let app = app().await;
     let tok = org_with_admin(&app.svc, "secret-tenant").await;
-    ok_call(
+    call_expect(
         &app.svc,
         "POST",
         "/secret-tenant/v2/objects",
@@ -784,7 +771,7 @@ async fn metrics_name_orgs_only_to_the_system_token() {
         .exports
         .shutting_down
         .store(true, Ordering::SeqCst);
-    ok_call(
+    call_expect(
         &app.svc,
         "POST",
         "/secret-tenant/v2/exports",

@@ -548,19 +548,6 @@ fn bulk_def() -> Value {
         {"name": "c_any", "type": "Any"}]})
 }
 
-async fn ok<S: TestService>(
-    svc: &S,
-    method: &str,
-    path: &str,
-    tok: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (s, v) = call(svc, method, path, Some(tok), body).await;
-    assert_eq!(s, status, "{method} {path}: {v}");
-    v
-}
-
 async fn put_file<S: TestService>(svc: &S, tok: &str, path: &str, bytes: &[u8]) {
     let a = send(
         svc,
@@ -577,7 +564,7 @@ async fn put_file<S: TestService>(svc: &S, tok: &str, path: &str, bytes: &[u8]) 
 async fn fixture<S: TestService>(svc: &S) -> Fx {
     let tok = org_with_admin(svc, "fz").await;
     let live = org_with_admin(svc, "live").await;
-    let user = ok(
+    let user = call_expect(
         svc,
         "POST",
         "/fz/v2/accounts",
@@ -593,7 +580,7 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
             item_def(),
             bulk_def(),
         ] {
-            ok(
+            call_expect(
                 svc,
                 "POST",
                 &format!("/{org}/v2/objects"),
@@ -604,7 +591,7 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
             .await;
         }
     }
-    let target = ok(
+    let target = call_expect(
         svc,
         "POST",
         "/fz/v2/c_targets",
@@ -623,15 +610,15 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
             "c_doc": {"c_x": format!("x{i}"), "c_y": -i},
             "c_rows": [{"c_v": "a", "c_k": i}, {"c_v": "=b", "c_k": i + 1}],
             "c_ref": target, "c_any": {"deep": [1, {"x": i}]}, "c_note": "n"});
-        let v = ok(svc, "POST", "/fz/v2/c_items", &tok, Some(doc.clone()), 201).await;
+        let v = call_expect(svc, "POST", "/fz/v2/c_items", &tok, Some(doc.clone()), 201).await;
         items.push(v["_id"].as_str().unwrap().to_string());
         if i < 10 {
             let mut d = doc;
             d.as_object_mut().unwrap().remove("c_ref");
-            ok(svc, "POST", "/live/v2/c_items", &live, Some(d), 201).await;
+            call_expect(svc, "POST", "/live/v2/c_items", &live, Some(d), 201).await;
         }
     }
-    let first = ok(
+    let first = call_expect(
         svc,
         "GET",
         &format!("/fz/v2/c_items/{}", items[0]),
@@ -651,7 +638,7 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
         &file,
     )
     .await;
-    let ready = ok(
+    let ready = call_expect(
         svc,
         "POST",
         "/fz/v2/exports",
@@ -671,7 +658,7 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
     .await;
     assert_eq!(s, 200);
     // fz is now at its limit: creates are validated, then refused
-    ok(
+    call_expect(
         svc,
         "PATCH",
         "/sys/orgs/fz",
@@ -680,7 +667,7 @@ async fn fixture<S: TestService>(svc: &S) -> Fx {
         200,
     )
     .await;
-    let live_doc = ok(
+    let live_doc = call_expect(
         svc,
         "POST",
         "/live/v2/c_items",
@@ -1327,7 +1314,7 @@ fn gen_line(r: &mut Rng, target: &str) -> (Vec<u8>, bool) {
 async fn ndjson_bulk_lines() {
     let app = fuzz_app().await;
     let fx = fixture(&app.svc).await;
-    let target = ok(
+    let target = call_expect(
         &app.svc,
         "GET",
         "/fz/v2/c_targets?limit=1",
@@ -1924,7 +1911,7 @@ async fn request_headers() {
 async fn deeply_nested_after_scripts_are_refused_and_the_server_lives() {
     let app = fuzz_app().await;
     let tok = org_with_admin(&app.svc, "acme").await;
-    ok(
+    call_expect(
         &app.svc,
         "POST",
         "/acme/v2/objects",
@@ -2017,7 +2004,7 @@ async fn deeply_nested_after_scripts_are_refused_and_the_server_lives() {
 async fn range_positions_past_u64_mean_the_end() {
     let app = fuzz_app().await;
     let tok = org_with_admin(&app.svc, "acme").await;
-    ok(
+    call_expect(
         &app.svc,
         "POST",
         "/acme/v2/objects",
@@ -2026,7 +2013,7 @@ async fn range_positions_past_u64_mean_the_end() {
         201,
     )
     .await;
-    let doc = ok(
+    let doc = call_expect(
         &app.svc,
         "POST",
         "/acme/v2/c_xs",

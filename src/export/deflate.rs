@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Uncompressed bytes per chunk.
-pub const CHUNK: usize = 512 * 1024;
+const CHUNK: usize = 512 * 1024;
 /// Deflate's window: how much of the previous chunk primes the next one.
 const DICT: usize = 32 * 1024;
 
@@ -167,7 +167,7 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, level: u32) {
 
 /// Raw deflate of `input` primed with `dict`, ended by a sync flush (byte-aligned, not
 /// final), so chunks compressed this way concatenate into one stream.
-pub fn deflate_chunk(c: &mut Compress, dict: &[u8], input: &[u8]) -> io::Result<Vec<u8>> {
+fn deflate_chunk(c: &mut Compress, dict: &[u8], input: &[u8]) -> io::Result<Vec<u8>> {
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
     }

@@ -378,13 +378,8 @@ impl Store {
     /// At start: exports found `running` go back to `pending`, keeping their queue position.
     pub fn recover_running(&self) -> Result<Vec<ExportRecord>> {
         let mut out = Vec::new();
-        for r in self.t.exports.iter() {
-            let (k, v) = r?;
-            // a damaged record is left alone (reading it is a fault): it must not stop the start
-            let Ok(rec) = decode::<ExportRecord>(&v) else {
-                tracing::error!(key = %hex::encode(&k), "an export record is unreadable; left as it is");
-                continue;
-            };
+        // a damaged record is left alone (reading it is a fault): it must not stop the start
+        for rec in self.readable_exports()? {
             if rec.state == State::Running {
                 // what the interrupted run produced is redone by the next one
                 self.remove_side_files(&rec.org, rec.id)?;

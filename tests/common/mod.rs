@@ -82,6 +82,20 @@ pub async fn call<S: TestService>(
 }
 
 /// Sends a prepared request; returns (status, JSON body or Null).
+/// `call` as `tok` that must answer `status`; returns the body.
+pub async fn call_expect<S: TestService>(
+    svc: &S,
+    method: &str,
+    path: &str,
+    tok: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (s, v) = call(svc, method, path, Some(tok), body).await;
+    assert_eq!(s, status, "{method} {path}: {v}");
+    v
+}
+
 pub async fn raw<S: TestService>(svc: &S, req: test::TestRequest) -> (u16, Value) {
     let (status, bytes) = raw_bytes(svc, req).await;
     (
