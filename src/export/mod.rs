@@ -5,6 +5,7 @@
 pub mod actors;
 pub mod create;
 pub mod deflate;
+pub mod direct;
 pub mod files;
 pub mod formats;
 pub mod janitor;

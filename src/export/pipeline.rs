@@ -4,25 +4,27 @@
 //! and buffer sizes, never by the export's size. CSV goes through an encrypted spill blob.
 
 use crate::export::deflate::ParallelDeflate;
+use crate::export::direct::{Doc, Plan, RawRoot};
 use crate::export::files::{FileSink, Mode, compressible};
 use crate::export::formats::DocWriter;
-use crate::export::formats::csv::{Columns, CsvWriter};
+use crate::export::formats::csv::{CsvWriter, Flattener, SpillRows};
+use crate::export::formats::emit::JsonOut;
 use crate::export::formats::json::JsonWriter;
 use crate::export::formats::ndjson::NdjsonWriter;
 use crate::export::prefix::Target;
 use crate::export::record::{Event, ExportRecord, Format, State, Stats};
 use crate::fault::{Category, Fault};
-use crate::model::document::StoredDoc;
 use crate::model::ids::{ObjectId, now_iso};
 use crate::model::schema::ObjectDef;
 use crate::query::Projector;
 use crate::query::ast::Expr;
-use crate::query::matcher::{matches, matches_element};
+use crate::query::matcher::{matches, matches_element, matches_root};
 use crate::query::projection::visible_doc;
 use crate::store::blobs::BlobReader;
 use crate::store::data::StoreLookup;
+use crate::store::rawdoc::RawDoc;
 use crate::store::{BlobKind, BlobWriter, Store};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -186,6 +188,13 @@ impl Run<'_> {
             Some(w) => Some(target.parse_where(w)?),
             None => None,
         };
+        // the default view of whole documents goes from stored bytes to output directly
+        let plan = match &target {
+            Target::Object(d) | Target::List { source: d, .. } if !self.rec.export_files => {
+                Plan::for_projector(d, &cat, &projector)
+            }
+            _ => None,
+        };
         // documents created from now on are not part of this export
         let scanned = match &target {
             Target::Object(d) => Some(d.name.as_str()),
@@ -239,19 +248,16 @@ impl Run<'_> {
             projector: &projector,
             filter: filter.as_ref(),
             mark,
+            plan: plan.as_ref(),
         };
         let count = match self.rec.format {
             Format::Ndjson => {
-                let mut w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
-                let n = self.each_doc(&src, |d| w.write_doc(d))?;
-                w.finish().map_err(io_fault)?;
-                n
+                let w = NdjsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
+                self.json_docs(&src, w)?
             }
             Format::Json => {
-                let mut w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
-                let n = self.each_doc(&src, |d| w.write_doc(d))?;
-                w.finish().map_err(io_fault)?;
-                n
+                let w = JsonWriter::new(BufWriter::with_capacity(BUF, &mut data));
+                self.json_docs(&src, w)?
             }
             Format::Csv => self.csv(&src, &mut data)?,
         };
@@ -293,10 +299,26 @@ impl Run<'_> {
         }
     }
 
+    /// Writes every document as compact JSON through `w` (NDJSON and JSON).
+    fn json_docs<W: DocWriter>(
+        &mut self,
+        src: &Source,
+        mut w: W,
+    ) -> std::result::Result<u64, Stop> {
+        let mut json = JsonOut::default();
+        let n = self.each_doc(src, |d| {
+            json.clear();
+            d.emit(&mut json).map_err(std::io::Error::other)?;
+            w.write_doc(&json.buf)
+        })?;
+        w.finish().map_err(io_fault)?;
+        Ok(n)
+    }
+
     /// Feeds every exported document (in `_id` order, up to the mark) to `write`.
     fn each_doc<F>(&mut self, src: &Source, mut write: F) -> std::result::Result<u64, Stop>
     where
-        F: FnMut(&Map<String, Value>) -> std::io::Result<()>,
+        F: FnMut(Doc) -> std::io::Result<()>,
     {
         let count = match src.target {
             Target::Object(def) => self.scan(src, def, None, &mut write)?,
@@ -321,71 +343,92 @@ impl Run<'_> {
         src: &Source,
         def: &ObjectDef,
         member_of: Option<(&str, ObjectId)>,
-        write: &mut dyn FnMut(&Map<String, Value>) -> std::io::Result<()>,
+        write: &mut dyn FnMut(Doc) -> std::io::Result<()>,
     ) -> std::result::Result<u64, Stop> {
         let org = self.rec.org.clone();
         let store = self.store.clone();
-        let mut lookup = StoreLookup::new(&store, &org, src.projector.principal.as_ref());
+        let mark = src.mark;
         let mut count = 0u64;
         let mut seen = 0u64;
-        let mark = src.mark;
-        // reading, decrypting and decoding run on their own thread, a few batches ahead
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<StoredDoc, Fault>>>(4);
-            let (store, org) = (&store, org.as_str());
-            scope.spawn(move || {
-                let mut batch = Vec::with_capacity(READ_BATCH);
-                for d in store.iter_docs(org, &def.name, false) {
-                    let stop = match &d {
-                        Ok(d) => mark.is_none_or(|m| d.id > m),
-                        Err(_) => false,
-                    };
-                    if stop {
-                        break;
-                    }
-                    let failed = d.is_err();
-                    batch.push(d);
-                    if (batch.len() == READ_BATCH || failed)
-                        && tx.send(std::mem::take(&mut batch)).is_err()
-                    {
-                        return;
-                    }
-                    if failed {
-                        return;
-                    }
-                }
-                let _ = tx.send(batch);
-            });
-            for d in rx.into_iter().flatten() {
-                let d: StoredDoc = d?;
-                seen += 1;
-                if seen.is_multiple_of(CHECK_EVERY) {
-                    self.done = seen;
-                    self.check()?;
-                }
-                if let Some((linked, parent)) = member_of
-                    && !references(d.props.get(linked), parent)
-                {
-                    continue;
-                }
-                if !src.projector.readable(def, &d) {
-                    continue;
-                }
-                if let Some(e) = src.filter {
-                    // a principal's where sees only what the principal may read
-                    if !matches(e, &visible_doc(def, &d, src.projector.principal.as_ref())) {
-                        continue;
-                    }
-                }
-                let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
-                if let Some(sink) = self.files.as_mut() {
-                    sink.attach(def, d.id, &d.props, &mut out)?;
-                }
-                write(&out).map_err(io_fault)?;
-                count += 1;
+        let mut counted = |run: &mut Self| {
+            seen += 1;
+            if seen.is_multiple_of(CHECK_EVERY) {
+                run.done = seen;
+                run.check()?;
             }
             Ok::<(), Stop>(())
-        })?;
+        };
+        let principal = src.projector.principal.as_ref();
+        if let Some(plan) = src.plan {
+            let records = || store.iter_doc_records(&org, &def.name);
+            read_ahead(
+                records,
+                |(id, _)| mark.is_some_and(|m| *id <= m),
+                |(_, rec)| {
+                    counted(self)?;
+                    let doc = RawDoc::parse(&rec)?;
+                    if let Some((linked, parent)) = member_of {
+                        let v = doc.prop(linked).and_then(|v| v.to_value().ok());
+                        if !references(v.as_ref(), parent) {
+                            return Ok(());
+                        }
+                    }
+                    let level = crate::export::direct::level(def, &doc, principal);
+                    if principal.is_some() && !crate::model::acl::may_read(level) {
+                        return Ok(());
+                    }
+                    if let Some(e) = src.filter {
+                        let root = RawRoot {
+                            def,
+                            doc: &doc,
+                            level: principal.map(|_| level),
+                        };
+                        if !matches_root(e, &root) {
+                            return Ok(());
+                        }
+                    }
+                    write(Doc::Raw {
+                        plan,
+                        doc: &doc,
+                        level,
+                    })
+                    .map_err(io_fault)?;
+                    count += 1;
+                    Ok(())
+                },
+            )?;
+        } else {
+            let mut lookup = StoreLookup::new(&store, &org, principal);
+            let docs = || store.iter_docs(&org, &def.name, false);
+            read_ahead(
+                docs,
+                |d| mark.is_some_and(|m| d.id <= m),
+                |d| {
+                    counted(self)?;
+                    if let Some((linked, parent)) = member_of
+                        && !references(d.props.get(linked), parent)
+                    {
+                        return Ok(());
+                    }
+                    if !src.projector.readable(def, &d) {
+                        return Ok(());
+                    }
+                    if let Some(e) = src.filter {
+                        // a principal's where sees only what the principal may read
+                        if !matches(e, &visible_doc(def, &d, principal)) {
+                            return Ok(());
+                        }
+                    }
+                    let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
+                    if let Some(sink) = self.files.as_mut() {
+                        sink.attach(def, d.id, &d.props, &mut out)?;
+                    }
+                    write(Doc::Map(&out)).map_err(io_fault)?;
+                    count += 1;
+                    Ok(())
+                },
+            )?;
+        }
         self.done = seen;
         Ok(count)
     }
@@ -397,7 +440,7 @@ impl Run<'_> {
         parent: &ObjectDef,
         parent_id: ObjectId,
         prop: &crate::model::schema::PropDef,
-        write: &mut dyn FnMut(&Map<String, Value>) -> std::io::Result<()>,
+        write: &mut dyn FnMut(Doc) -> std::io::Result<()>,
     ) -> std::result::Result<u64, Stop> {
         let org = self.rec.org.clone();
         let store = self.store.clone();
@@ -444,7 +487,7 @@ impl Run<'_> {
             if let Some(sink) = self.files.as_mut() {
                 sink.attach(parent, parent_id, &doc.props, &mut out)?;
             }
-            write(&out).map_err(io_fault)?;
+            write(Doc::Map(&out)).map_err(io_fault)?;
             count += 1;
             self.done = count;
         }
@@ -505,12 +548,12 @@ impl Run<'_> {
         result
     }
 
-    /// Pass one spills projected documents (encrypted) and collects the columns; pass two
-    /// writes the CSV from the spill.
+    /// Pass one flattens every document into a row of cells, spilled (deflated, encrypted)
+    /// while the columns are collected; pass two writes the rows in the final column order.
     fn csv<W: Write>(&mut self, src: &Source, out: &mut W) -> std::result::Result<u64, Stop> {
         let store = self.store.clone();
         let org = self.rec.org.clone();
-        // the spill is deflated (fast level): a tenth of the bytes to seal, store and read back
+        // the spill is deflated (fast level): a fraction of the bytes to seal, store and read
         let mut spill = BufWriter::with_capacity(
             BUF,
             flate2::write::DeflateEncoder::new(
@@ -518,11 +561,10 @@ impl Run<'_> {
                 flate2::Compression::fast(),
             ),
         );
-        let mut columns = Columns::default();
+        let mut flat = Flattener::default();
         let count = self.each_doc(src, |d| {
-            columns.add(d);
-            crate::export::formats::write_json(&mut spill, d)?;
-            spill.write_all(b"\n")
+            d.emit(&mut flat).map_err(std::io::Error::other)?;
+            flat.spill_row(&mut spill)
         })?;
         let spill: BlobWriter = spill
             .into_inner()
@@ -533,25 +575,23 @@ impl Run<'_> {
         let spill_id = meta.id;
         let result = (|| {
             store.commit_blob(&meta)?;
-            let columns = columns.ordered();
-            self.event("csv.started", json!({"columns": columns.len()}));
+            let (header, position) = flat.columns();
+            self.event("csv.started", json!({"columns": header.len()}));
             let reader = store.blob_reader(&org, spill_id)?;
-            let lines = BufReader::with_capacity(
+            let mut rows = SpillRows::new(BufReader::with_capacity(
                 BUF,
                 flate2::read::DeflateDecoder::new(BlobStream::new(reader)),
-            );
+            ));
             let mut w = CsvWriter::new(
                 BufWriter::with_capacity(BUF, out),
-                columns,
+                &header,
+                position,
                 self.rec.csv_escape_formulas,
             )
             .map_err(io_fault)?;
             let mut n = 0u64;
-            for line in lines.lines() {
-                let line = line.map_err(io_fault)?;
-                let doc: Map<String, Value> = serde_json::from_str(&line)
-                    .map_err(|e| Stop::Fault(Fault::internal("spill is unreadable", e)))?;
-                w.write_doc(&doc).map_err(io_fault)?;
+            while let Some(row) = rows.next_row().map_err(io_fault)? {
+                w.write_row(row).map_err(io_fault)?;
                 n += 1;
                 if n.is_multiple_of(CHECK_EVERY) {
                     self.check()?;
@@ -565,6 +605,42 @@ impl Run<'_> {
         let _ = store.remove_blob_data(spill_id);
         result
     }
+}
+
+/// Runs the iterator `make` returns on its own thread, a few batches ahead of `each`, up to
+/// the first item `keep` refuses or the first error.
+fn read_ahead<'s, T: Send>(
+    make: impl FnOnce() -> Box<dyn Iterator<Item = Result<T, Fault>> + 's> + Send,
+    keep: impl Fn(&T) -> bool + Send,
+    mut each: impl FnMut(T) -> std::result::Result<(), Stop>,
+) -> std::result::Result<(), Stop> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<T, Fault>>>(4);
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(READ_BATCH);
+            for d in make() {
+                let failed = match &d {
+                    Ok(x) if !keep(x) => break,
+                    Ok(_) => false,
+                    Err(_) => true,
+                };
+                batch.push(d);
+                if (batch.len() == READ_BATCH || failed)
+                    && tx.send(std::mem::take(&mut batch)).is_err()
+                {
+                    return;
+                }
+                if failed {
+                    return;
+                }
+            }
+            let _ = tx.send(batch);
+        });
+        for d in rx.into_iter().flatten() {
+            each(d?)?;
+        }
+        Ok(())
+    })
 }
 
 type Archive = zip::ZipWriter<zip::write::StreamWriter<BlobWriter>>;
@@ -603,6 +679,8 @@ struct Source<'a> {
     filter: Option<&'a Expr>,
     /// The last document id taken (None: the object was empty at the start).
     mark: Option<ObjectId>,
+    /// The fast lane's plan, when the export's shape allows it.
+    plan: Option<&'a Plan>,
 }
 
 /// Zip entry options dated at the export's creation (UTC; zip dates have no zone).

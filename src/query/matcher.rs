@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Something a path can start from: a document (with its envelope) or a Document element.
-trait Root {
+pub trait Root {
     fn get(&self, key: &str) -> Option<Cow<'_, Value>>;
 }
 
@@ -35,6 +35,11 @@ impl Root for Map<String, Value> {
 /// Whether `doc` satisfies `expr`.
 pub fn matches(expr: &Expr, doc: &StoredDoc) -> bool {
     eval(expr, doc)
+}
+
+/// Whether the document seen through `root` satisfies `expr`.
+pub fn matches_root<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {
+    eval(expr, root)
 }
 
 fn eval<R: Root + ?Sized>(expr: &Expr, root: &R) -> bool {

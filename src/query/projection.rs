@@ -259,18 +259,26 @@ fn expand_at(
 pub fn strip_unreadable(props: &[PropDef], m: &mut Map<String, Value>, level: u8) {
     for p in props {
         if p.read_level() > level {
-            m.remove(&p.name);
-        } else if p.ty == PropType::Document {
-            match m.get_mut(&p.name) {
-                Some(Value::Object(inner)) => strip_unreadable(&p.properties, inner, level),
-                Some(Value::Array(items)) => {
-                    for it in items.iter_mut().filter_map(|i| i.as_object_mut()) {
-                        strip_unreadable(&p.properties, it, level);
-                    }
-                }
-                _ => {}
+            m.shift_remove(&p.name);
+        } else if let Some(v) = m.get_mut(&p.name) {
+            strip_nested(p, v, level);
+        }
+    }
+}
+
+/// Inside the value of a readable `p`: removes what `level` may not read.
+pub fn strip_nested(p: &PropDef, v: &mut Value, level: u8) {
+    if p.ty != PropType::Document {
+        return;
+    }
+    match v {
+        Value::Object(inner) => strip_unreadable(&p.properties, inner, level),
+        Value::Array(items) => {
+            for it in items.iter_mut().filter_map(|i| i.as_object_mut()) {
+                strip_unreadable(&p.properties, it, level);
             }
         }
+        _ => {}
     }
 }
 
@@ -283,7 +291,7 @@ pub fn drop_optional(
     for p in props {
         let path = crate::model::input::join(base, &p.name);
         if p.optional && !include.contains(&path) {
-            m.remove(&p.name);
+            m.shift_remove(&p.name);
         } else if p.ty == PropType::Document {
             match m.get_mut(&p.name) {
                 Some(Value::Object(inner)) => drop_optional(&p.properties, inner, &path, include),

@@ -318,6 +318,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The decrypted records of an object's documents in `_id` order, each with its id, for
+    /// `rawdoc::RawDoc::parse`: the export fast lane reads them without decoding.
+    pub fn iter_doc_records<'a>(
+        &'a self,
+        org: &str,
+        object: &str,
+    ) -> Box<dyn Iterator<Item = Result<(ObjectId, Vec<u8>)>> + 'a> {
+        let key = match self.org_key(org) {
+            Ok(k) => k,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let p = prefix(&[org.as_bytes(), object.as_bytes()]);
+        let at = p.len();
+        Box::new(self.t.docs.scan_prefix(p).map(move |r| {
+            let (k, v) = r?;
+            let id = k
+                .get(at..)
+                .and_then(ObjectId::from_slice)
+                .ok_or_else(|| Fault::internal("document key is malformed", ""))?;
+            Ok((id, key.open(&k, &v)?))
+        }))
+    }
+}
+
 /// Projection lookups against the store, seen by `viewer` (None: everything is readable).
 pub struct StoreLookup<'a> {
     store: &'a Store,

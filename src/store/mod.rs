@@ -8,6 +8,7 @@ pub mod codec;
 pub mod data;
 pub mod exports;
 pub mod identity;
+pub mod rawdoc;
 
 use crate::crypto::Key;
 use crate::fault::{Fault, Result};

@@ -1,125 +1,269 @@
 //! CSV (SPEC §4.5): documents flattened to leaf columns (`a.b`, `a[0]`), `_id` first then the
 //! other columns in plain string order, rows ending in `\n`, RFC 4180 quoting. The column set
-//! is known only after every document is seen, hence two passes (see the pipeline).
+//! is known only after every document is seen, hence two passes (see the pipeline): the first
+//! flattens each document into a compact row of (column number, cell) pairs, the second
+//! writes the rows with the columns in their final order.
 
-use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Write};
+use super::emit::Emit;
+use serde_json::Number;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
 
-/// Leaf values of a document as (column, cell). `null` is a leaf with an empty cell; empty
-/// arrays and objects produce nothing.
-pub fn flatten(doc: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, v) in doc {
-        flatten_into(k.clone(), v, &mut out);
-    }
-    out
-}
-
-fn flatten_into(key: String, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                flatten_into(format!("{key}.{k}"), x, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                flatten_into(format!("{key}[{i}]"), x, out);
-            }
-        }
-        Value::Null => out.push((key, String::new())),
-        Value::String(s) => out.push((key, s.clone())),
-        Value::Number(n) => out.push((key, n.to_string())),
-        Value::Bool(b) => out.push((key, b.to_string())),
-    }
-}
-
-/// Collects the column set during the first pass.
+/// Pass one: flattens documents emitted into it. `null` is a leaf with an empty cell; empty
+/// arrays and objects produce nothing. Columns are numbered as they first appear.
 #[derive(Default)]
-pub struct Columns(BTreeSet<String>);
+pub struct Flattener {
+    /// The current leaf's column name.
+    key: String,
+    frames: Vec<Frame>,
+    numbers: HashMap<String, u32>,
+    names: Vec<String>,
+    /// The current document's row: (varint column, varint length, cell bytes)*.
+    row: Vec<u8>,
+    scratch: String,
+}
 
-impl Columns {
-    pub fn add(&mut self, doc: &Map<String, Value>) {
-        for (k, _) in flatten(doc) {
-            if !self.0.contains(&k) {
-                self.0.insert(k);
-            }
+struct Frame {
+    /// Length of `key` at the container.
+    at: usize,
+    /// Arrays: the next element's index.
+    next: usize,
+    /// The document itself: its keys are column names as they are.
+    top: bool,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> io::Result<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos).ok_or_else(bad_row)?;
+        *pos += 1;
+        n |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Ok(n);
         }
     }
+    Err(bad_row())
+}
 
-    /// `_id` first, then the rest in plain string order.
-    pub fn ordered(self) -> Vec<String> {
-        let mut cols = vec!["_id".to_string()];
-        cols.extend(self.0.into_iter().filter(|c| c != "_id"));
-        cols
+fn bad_row() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "spilled CSV row is malformed")
+}
+
+impl Flattener {
+    fn leaf(&mut self, cell: &str) {
+        let n = match self.numbers.get(self.key.as_str()) {
+            Some(&n) => n,
+            None => {
+                let n = self.names.len() as u32;
+                self.numbers.insert(self.key.clone(), n);
+                self.names.push(self.key.clone());
+                n
+            }
+        };
+        put_varint(&mut self.row, n as u64);
+        put_varint(&mut self.row, cell.len() as u64);
+        self.row.extend_from_slice(cell.as_bytes());
+    }
+
+    fn open(&mut self) {
+        let top = self.frames.is_empty();
+        self.frames.push(Frame {
+            at: self.key.len(),
+            next: 0,
+            top,
+        });
+    }
+
+    /// Writes the row of the document emitted since the last call as one spill record.
+    pub fn spill_row<W: Write>(&mut self, w: &mut W) -> io::Result<()> {
+        let mut len = Vec::with_capacity(5);
+        put_varint(&mut len, self.row.len() as u64);
+        w.write_all(&len)?;
+        w.write_all(&self.row)?;
+        self.row.clear();
+        self.frames.clear();
+        self.key.clear();
+        Ok(())
+    }
+
+    /// The final header and, for each column number, its position in it: `_id` first, then
+    /// the rest in plain string order.
+    pub fn columns(self) -> (Vec<String>, Vec<u32>) {
+        let mut order: Vec<u32> = (0..self.names.len() as u32)
+            .filter(|&n| self.names[n as usize] != "_id")
+            .collect();
+        order.sort_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut header = vec!["_id".to_string()];
+        let mut position = vec![0u32; self.names.len()];
+        for (i, &n) in order.iter().enumerate() {
+            position[n as usize] = i as u32 + 1;
+            header.push(self.names[n as usize].clone());
+        }
+        (header, position)
+    }
+}
+
+impl Emit for Flattener {
+    fn begin_object(&mut self) {
+        self.open();
+    }
+    fn end_object(&mut self) {
+        self.frames.pop();
+    }
+    fn begin_array(&mut self) {
+        self.open();
+    }
+    fn end_array(&mut self) {
+        self.frames.pop();
+    }
+    fn key(&mut self, k: &str) {
+        let Some(f) = self.frames.last() else { return };
+        self.key.truncate(f.at);
+        if !f.top {
+            self.key.push('.');
+        }
+        self.key.push_str(k);
+    }
+    fn item(&mut self) {
+        let Some(f) = self.frames.last_mut() else {
+            return;
+        };
+        self.key.truncate(f.at);
+        let i = f.next;
+        f.next += 1;
+        use std::fmt::Write as _;
+        let _ = write!(self.key, "[{i}]");
+    }
+    fn null(&mut self) {
+        self.leaf("");
+    }
+    fn bool(&mut self, b: bool) {
+        self.leaf(if b { "true" } else { "false" });
+    }
+    fn number(&mut self, n: &Number) {
+        use std::fmt::Write as _;
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        let _ = write!(s, "{n}");
+        self.leaf(&s);
+        self.scratch = s;
+    }
+    fn str(&mut self, s: &str) {
+        self.leaf(s);
+    }
+}
+
+/// Reads the rows `Flattener::spill_row` wrote.
+pub struct SpillRows<R: Read> {
+    r: R,
+    row: Vec<u8>,
+}
+
+impl<R: Read> SpillRows<R> {
+    pub fn new(r: R) -> Self {
+        SpillRows { r, row: Vec::new() }
+    }
+
+    /// The next row, or None at the end.
+    pub fn next_row(&mut self) -> io::Result<Option<&[u8]>> {
+        let mut len = 0u64;
+        for shift in (0..64).step_by(7) {
+            let mut b = [0u8];
+            if self.r.read(&mut b)? == 0 {
+                return if shift == 0 { Ok(None) } else { Err(bad_row()) };
+            }
+            len |= ((b[0] & 0x7f) as u64) << shift;
+            if b[0] < 0x80 {
+                break;
+            }
+        }
+        self.row.resize(len as usize, 0);
+        self.r.read_exact(&mut self.row)?;
+        Ok(Some(&self.row))
     }
 }
 
 pub struct CsvWriter<W: Write> {
     w: csv::Writer<W>,
-    index: HashMap<String, usize>,
-    width: usize,
+    position: Vec<u32>,
+    cells: Vec<(usize, usize)>,
     escape_formulas: bool,
 }
 
-/// A leading `'` for cells a spreadsheet would run as a formula.
-fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+/// Whether a spreadsheet would run the cell as a formula (it gets a leading `'`).
+fn formula(cell: &[u8]) -> bool {
+    matches!(
+        cell.first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+fn neutralize(cell: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if formula(cell) {
+        let mut v = Vec::with_capacity(cell.len() + 1);
+        v.push(b'\'');
+        v.extend_from_slice(cell);
+        v.into()
+    } else {
+        cell.into()
     }
 }
 
 impl<W: Write> CsvWriter<W> {
-    /// Writes the header row.
-    pub fn new(w: W, columns: Vec<String>, escape_formulas: bool) -> io::Result<Self> {
-        let mut w = csv::WriterBuilder::new()
+    /// Writes the header row; `position` maps column numbers to header positions.
+    pub fn new(
+        w: W,
+        header: &[String],
+        position: Vec<u32>,
+        escape_formulas: bool,
+    ) -> io::Result<Self> {
+        let w = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(w);
-        let header: Vec<_> = columns
-            .iter()
-            .map(|c| {
-                if escape_formulas {
-                    neutralize(c)
-                } else {
-                    c.into()
-                }
-            })
-            .collect();
-        w.write_record(header.iter().map(|c| c.as_bytes()))
-            .map_err(io::Error::other)?;
-        let width = columns.len();
-        let index = columns
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| (c, i))
-            .collect();
-        Ok(CsvWriter {
+        let mut this = CsvWriter {
             w,
-            index,
-            width,
+            position,
+            cells: vec![(0, 0); header.len()],
             escape_formulas,
-        })
+        };
+        let joined: Vec<&[u8]> = header.iter().map(|c| c.as_bytes()).collect();
+        this.record(&joined)?;
+        Ok(this)
     }
 
-    pub fn write_doc(&mut self, doc: &Map<String, Value>) -> io::Result<()> {
-        let mut row = vec![String::new(); self.width];
-        for (k, v) in flatten(doc) {
-            if let Some(&i) = self.index.get(&k) {
-                row[i] = v;
-            }
+    fn record(&mut self, cells: &[&[u8]]) -> io::Result<()> {
+        let res = if self.escape_formulas && cells.iter().any(|c| formula(c)) {
+            self.w.write_record(cells.iter().map(|c| neutralize(c)))
+        } else {
+            self.w.write_record(cells)
+        };
+        res.map_err(io::Error::other)
+    }
+
+    /// Writes one spilled row.
+    pub fn write_row(&mut self, row: &[u8]) -> io::Result<()> {
+        self.cells.iter_mut().for_each(|c| *c = (0, 0));
+        let mut pos = 0;
+        while pos < row.len() {
+            let n = get_varint(row, &mut pos)? as usize;
+            let len = get_varint(row, &mut pos)? as usize;
+            let end = pos.checked_add(len).filter(|&e| e <= row.len());
+            let (Some(&at), Some(end)) = (self.position.get(n), end) else {
+                return Err(bad_row());
+            };
+            self.cells[at as usize] = (pos, end);
+            pos = end;
         }
-        let cells = row.iter().map(|c| {
-            if self.escape_formulas {
-                neutralize(c)
-            } else {
-                c.as_str().into()
-            }
-        });
-        self.w
-            .write_record(cells.collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
-            .map_err(io::Error::other)
+        let cells: Vec<&[u8]> = self.cells.iter().map(|&(a, b)| &row[a..b]).collect();
+        self.record(&cells)
     }
 
     pub fn finish(self) -> io::Result<W> {
@@ -132,16 +276,21 @@ impl<W: Write> CsvWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn run(docs: &[Value], escape: bool) -> String {
-        let mut cols = Columns::default();
+        let mut flat = Flattener::default();
+        let mut spill = Vec::new();
         for d in docs {
-            cols.add(d.as_object().unwrap());
+            super::super::emit::value(d, &mut flat);
+            flat.spill_row(&mut spill).unwrap();
         }
-        let mut w = CsvWriter::new(Vec::new(), cols.ordered(), escape).unwrap();
-        for d in docs {
-            w.write_doc(d.as_object().unwrap()).unwrap();
+        let (header, position) = flat.columns();
+        let mut w = CsvWriter::new(Vec::new(), &header, position, escape).unwrap();
+        let mut rows = SpillRows::new(spill.as_slice());
+        while let Some(row) = rows.next_row().unwrap() {
+            let row = row.to_vec();
+            w.write_row(&row).unwrap();
         }
         String::from_utf8(w.finish().unwrap()).unwrap()
     }
@@ -175,5 +324,15 @@ mod tests {
             "_id,f,g,h,i\na,\"'=HYPERLINK(\"\"x\"\")\",'@sum,'-1,ok\n"
         );
         assert!(run(&docs, false).contains(",\"=HYPERLINK"));
+    }
+
+    #[test]
+    fn malformed_rows_are_errors_not_panics() {
+        let mut w = CsvWriter::new(Vec::new(), &["_id".into()], vec![0], false).unwrap();
+        for row in [&[0x80u8][..], &[0, 5, b'a'], &[9, 0], &[0xff; 12]] {
+            assert!(w.write_row(row).is_err(), "{row:?}");
+        }
+        let mut rows = SpillRows::new(&[0x85u8][..]);
+        assert!(rows.next_row().is_err());
     }
 }

@@ -1,18 +1,15 @@
 //! Output formats (SPEC §4.5), pure writers over any `io::Write`.
 
 pub mod csv;
+pub mod emit;
 pub mod json;
 pub mod ndjson;
 
-use serde_json::{Map, Value};
-use std::io::{self, Write};
+use std::io;
 
-/// Writes documents one after another; `finish` closes the document stream.
+/// Writes documents one after another, each given as its compact JSON (see `emit::JsonOut`);
+/// `finish` closes the document stream.
 pub trait DocWriter {
-    fn write_doc(&mut self, doc: &Map<String, Value>) -> io::Result<()>;
+    fn write_doc(&mut self, json: &[u8]) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
-}
-
-pub fn write_json<W: Write>(w: &mut W, doc: &Map<String, Value>) -> io::Result<()> {
-    serde_json::to_writer(w, doc).map_err(io::Error::other)
 }

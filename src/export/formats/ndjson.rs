@@ -1,7 +1,6 @@
 //! NDJSON: one document per line joined by `\n`, no trailing newline.
 
-use super::{DocWriter, write_json};
-use serde_json::{Map, Value};
+use super::DocWriter;
 use std::io::{self, Write};
 
 pub struct NdjsonWriter<W: Write> {
@@ -19,12 +18,12 @@ impl<W: Write> NdjsonWriter<W> {
 }
 
 impl<W: Write> DocWriter for NdjsonWriter<W> {
-    fn write_doc(&mut self, doc: &Map<String, Value>) -> io::Result<()> {
+    fn write_doc(&mut self, json: &[u8]) -> io::Result<()> {
         if !self.first {
             self.w.write_all(b"\n")?;
         }
         self.first = false;
-        write_json(&mut self.w, doc)
+        self.w.write_all(json)
     }
     fn finish(&mut self) -> io::Result<()> {
         self.w.flush()
@@ -34,12 +33,12 @@ impl<W: Write> DocWriter for NdjsonWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn run(docs: &[Value]) -> String {
         let mut w = NdjsonWriter::new(Vec::new());
         for d in docs {
-            w.write_doc(d.as_object().unwrap()).unwrap();
+            w.write_doc(&serde_json::to_vec(d).unwrap()).unwrap();
         }
         w.finish().unwrap();
         String::from_utf8(w.into_inner()).unwrap()

@@ -1,0 +1,343 @@
+//! A stored document read in place. The decrypted record (codec version byte, then
+//! rmp-serde's named map of `StoredDoc`) is walked without building `serde_json` values, so
+//! an export can go from stored bytes to output bytes without a tree per document (see
+//! `export::direct`). Values are kept as slices holding exactly one msgpack value.
+
+use super::codec::VERSION;
+use crate::fault::{Fault, Result};
+use rmp::Marker;
+use serde_json::Value;
+
+/// One msgpack item: scalars whole, containers as their length (the items follow).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Item<'a> {
+    Nil,
+    Bool(bool),
+    UInt(u64),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Array(u32),
+    Map(u32),
+    /// Binary and extension values: never written for documents.
+    Other,
+}
+
+/// A cursor over msgpack bytes.
+#[derive(Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn unreadable() -> Fault {
+    Fault::internal("stored record is unreadable", "malformed msgpack")
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(unreadable)?;
+        let s = self.buf.get(self.pos..end).ok_or_else(unreadable)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn len(&mut self, width: usize) -> Result<usize> {
+        Ok(match width {
+            1 => self.be::<1>()?[0] as usize,
+            2 => u16::from_be_bytes(self.be()?) as usize,
+            _ => u32::from_be_bytes(self.be()?) as usize,
+        })
+    }
+
+    fn str(&mut self, n: usize) -> Result<Item<'a>> {
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(Item::Str)
+            .map_err(|_| unreadable())
+    }
+
+    /// The next item; for containers, their items come next.
+    pub fn item(&mut self) -> Result<Item<'a>> {
+        let m = self.be::<1>()?[0];
+        Ok(match Marker::from_u8(m) {
+            Marker::Null => Item::Nil,
+            Marker::True => Item::Bool(true),
+            Marker::False => Item::Bool(false),
+            Marker::FixPos(n) => Item::UInt(n as u64),
+            Marker::FixNeg(n) => Item::Int(n as i64),
+            Marker::U8 => Item::UInt(self.be::<1>()?[0] as u64),
+            Marker::U16 => Item::UInt(u16::from_be_bytes(self.be()?) as u64),
+            Marker::U32 => Item::UInt(u32::from_be_bytes(self.be()?) as u64),
+            Marker::U64 => Item::UInt(u64::from_be_bytes(self.be()?)),
+            Marker::I8 => Item::Int(i8::from_be_bytes(self.be()?) as i64),
+            Marker::I16 => Item::Int(i16::from_be_bytes(self.be()?) as i64),
+            Marker::I32 => Item::Int(i32::from_be_bytes(self.be()?) as i64),
+            Marker::I64 => Item::Int(i64::from_be_bytes(self.be()?)),
+            Marker::F32 => Item::Float(f32::from_be_bytes(self.be()?) as f64),
+            Marker::F64 => Item::Float(f64::from_be_bytes(self.be()?)),
+            Marker::FixStr(n) => self.str(n as usize)?,
+            Marker::Str8 => {
+                let n = self.len(1)?;
+                self.str(n)?
+            }
+            Marker::Str16 => {
+                let n = self.len(2)?;
+                self.str(n)?
+            }
+            Marker::Str32 => {
+                let n = self.len(4)?;
+                self.str(n)?
+            }
+            Marker::FixArray(n) => Item::Array(n as u32),
+            Marker::Array16 => Item::Array(self.len(2)? as u32),
+            Marker::Array32 => Item::Array(self.len(4)? as u32),
+            Marker::FixMap(n) => Item::Map(n as u32),
+            Marker::Map16 => Item::Map(self.len(2)? as u32),
+            Marker::Map32 => Item::Map(self.len(4)? as u32),
+            Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+                let w = match m {
+                    0xc4 => 1,
+                    0xc5 => 2,
+                    _ => 4,
+                };
+                let n = self.len(w)?;
+                self.take(n)?;
+                Item::Other
+            }
+            Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 => {
+                let n = 1usize << (m - 0xd4);
+                self.take(1 + n)?;
+                Item::Other
+            }
+            Marker::FixExt16 => {
+                self.take(17)?;
+                Item::Other
+            }
+            Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => {
+                let w = match m {
+                    0xc7 => 1,
+                    0xc8 => 2,
+                    _ => 4,
+                };
+                let n = self.len(w)?;
+                self.take(1 + n)?;
+                Item::Other
+            }
+            Marker::Reserved => return Err(unreadable()),
+        })
+    }
+
+    /// The next whole value as its own slice.
+    pub fn value(&mut self) -> Result<Raw<'a>> {
+        let start = self.pos;
+        // items still to read: a container adds its items, so no recursion on deep values
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            match self.item()? {
+                Item::Array(n) => pending += n as u64,
+                Item::Map(n) => pending += 2 * n as u64,
+                _ => {}
+            }
+        }
+        Ok(Raw(&self.buf[start..self.pos]))
+    }
+
+    fn string(&mut self) -> Result<&'a str> {
+        match self.item()? {
+            Item::Str(s) => Ok(s),
+            _ => Err(unreadable()),
+        }
+    }
+}
+
+/// Exactly one msgpack value.
+#[derive(Debug, Clone, Copy)]
+pub struct Raw<'a>(pub &'a [u8]);
+
+impl<'a> Raw<'a> {
+    pub fn reader(self) -> Reader<'a> {
+        Reader::new(self.0)
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(self) -> Option<&'a str> {
+        match self.reader().item() {
+            Ok(Item::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The entries of a map value (None: not a map).
+    pub fn entries(self) -> Option<Vec<(&'a str, Raw<'a>)>> {
+        let mut r = self.reader();
+        let Ok(Item::Map(n)) = r.item() else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let k = r.string().ok()?;
+            out.push((k, r.value().ok()?));
+        }
+        Some(out)
+    }
+
+    /// The items of an array value (None: not an array).
+    pub fn items(self) -> Option<Vec<Raw<'a>>> {
+        let mut r = self.reader();
+        let Ok(Item::Array(n)) = r.item() else {
+            return None;
+        };
+        (0..n).map(|_| r.value().ok()).collect()
+    }
+
+    /// The value as `serde_json` would have decoded it.
+    pub fn to_value(self) -> Result<Value> {
+        rmp_serde::from_slice(self.0).map_err(|e| Fault::internal("stored record is unreadable", e))
+    }
+}
+
+/// A decrypted document record, borrowed.
+#[derive(Debug)]
+pub struct RawDoc<'a> {
+    pub id: &'a str,
+    pub created: &'a str,
+    pub updated: Option<&'a str>,
+    pub creator: &'a str,
+    pub owner: &'a str,
+    /// Stored properties, in stored order.
+    pub props: Vec<(&'a str, Raw<'a>)>,
+}
+
+impl<'a> RawDoc<'a> {
+    /// Reads a record as `codec::encode` wrote a `StoredDoc`.
+    pub fn parse(record: &'a [u8]) -> Result<RawDoc<'a>> {
+        let Some((&VERSION, body)) = record.split_first() else {
+            return Err(Fault::internal(
+                "stored record has an unknown format version",
+                record.first().copied().unwrap_or_default(),
+            ));
+        };
+        let mut r = Reader::new(body);
+        let Item::Map(n) = r.item()? else {
+            return Err(unreadable());
+        };
+        let mut doc = RawDoc {
+            id: "",
+            created: "",
+            updated: None,
+            creator: "",
+            owner: "",
+            props: Vec::new(),
+        };
+        let mut seen = 0u8;
+        for _ in 0..n {
+            let field = r.string()?;
+            match field {
+                "id" => (doc.id, seen) = (r.string()?, seen | 1),
+                "created" => (doc.created, seen) = (r.string()?, seen | 2),
+                "creator" => (doc.creator, seen) = (r.string()?, seen | 4),
+                "owner" => (doc.owner, seen) = (r.string()?, seen | 8),
+                "updated" => {
+                    doc.updated = match r.item()? {
+                        Item::Nil => None,
+                        Item::Str(s) => Some(s),
+                        _ => return Err(unreadable()),
+                    }
+                }
+                "props" => {
+                    doc.props = r.value()?.entries().ok_or_else(unreadable)?;
+                    seen |= 16;
+                }
+                _ => {
+                    r.value()?;
+                }
+            }
+        }
+        if seen != 31 {
+            return Err(unreadable());
+        }
+        Ok(doc)
+    }
+
+    pub fn prop(&self, name: &str) -> Option<Raw<'a>> {
+        self.props.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::document::StoredDoc;
+    use crate::model::ids::ObjectId;
+    use crate::store::codec::encode;
+    use serde_json::json;
+
+    fn stored(props: Value) -> StoredDoc {
+        StoredDoc {
+            id: ObjectId::new(),
+            created: "2026-01-02T03:04:05.000Z".into(),
+            updated: Some("2026-01-03T03:04:05.000Z".into()),
+            creator: ObjectId::new(),
+            owner: ObjectId::new(),
+            props: props.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn reads_what_the_codec_wrote() {
+        let d = stored(json!({
+            "c_s": "héllo", "c_n": -5, "c_big": u64::MAX, "c_f": 1.5, "c_b": true,
+            "c_null": null, "c_a": [1, "x", [2]], "c_m": {"k": {"z": 1}},
+            "c_long": "x".repeat(70_000),
+        }));
+        let bytes = encode(&d);
+        let raw = RawDoc::parse(&bytes).unwrap();
+        assert_eq!(raw.id, d.id.to_hex());
+        assert_eq!(raw.created, d.created);
+        assert_eq!(raw.updated, d.updated.as_deref());
+        assert_eq!(raw.creator, d.creator.to_hex());
+        assert_eq!(raw.owner, d.owner.to_hex());
+        let keys: Vec<&str> = raw.props.iter().map(|(k, _)| *k).collect();
+        let want: Vec<&str> = d.props.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, want);
+        for (k, v) in &d.props {
+            assert_eq!(&raw.prop(k).unwrap().to_value().unwrap(), v, "{k}");
+        }
+        assert_eq!(raw.prop("c_s").unwrap().as_str(), Some("héllo"));
+        assert_eq!(raw.prop("c_a").unwrap().items().unwrap().len(), 3);
+        assert_eq!(raw.prop("c_m").unwrap().entries().unwrap()[0].0, "k");
+        assert!(raw.prop("c_n").unwrap().entries().is_none());
+    }
+
+    #[test]
+    fn truncated_or_foreign_bytes_are_faults() {
+        let bytes = encode(&stored(json!({"c_s": "abc", "c_a": [1, 2, 3]})));
+        for cut in 0..bytes.len() {
+            assert!(RawDoc::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(RawDoc::parse(&[2, 0x80]).is_err());
+        assert!(RawDoc::parse(&[VERSION, 0xc1]).is_err());
+        // a map lacking the envelope
+        assert!(RawDoc::parse(&[VERSION, 0x80]).is_err());
+    }
+
+    #[test]
+    fn deep_values_are_skipped_without_recursion() {
+        let mut v = vec![VERSION];
+        v.extend(std::iter::repeat_n(0x91u8, 1_000_000));
+        v.push(0xc0);
+        assert!(Reader::new(&v[1..]).value().is_ok());
+    }
+}
