@@ -5,7 +5,8 @@
 //! stream has no final block; the zip writer's own encoder, which never sees any input,
 //! adds the empty final block when the entry is finished.
 //!
-//! Memory is bounded: at most `2 × workers` chunks are in flight.
+//! Memory is bounded: at most `2 × workers` chunks are in flight. The workers also take
+//! the CRC-32 of their chunks, which the zip entry needs, off the writing thread.
 
 use flate2::{Compress, Compression, FlushCompress};
 use std::collections::VecDeque;
@@ -22,7 +23,14 @@ const DICT: usize = 32 * 1024;
 struct Job {
     input: Vec<u8>,
     dict: Vec<u8>,
-    reply: SyncSender<io::Result<Vec<u8>>>,
+    reply: SyncSender<io::Result<Done>>,
+}
+
+/// A compressed chunk, its input's CRC-32, and the input buffer back for reuse.
+struct Done {
+    compressed: Vec<u8>,
+    crc: crc32fast::Hasher,
+    input: Vec<u8>,
 }
 
 /// A writer that deflates what it is given on `workers` threads and writes the raw deflate
@@ -35,8 +43,10 @@ pub struct ParallelDeflate<W: Write> {
     dict: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
-    inflight: VecDeque<Receiver<io::Result<Vec<u8>>>>,
+    inflight: VecDeque<Receiver<io::Result<Done>>>,
     max_inflight: usize,
+    /// Input buffers back from the workers: fresh 512 KiB buffers cost page faults.
+    spare: Vec<Vec<u8>>,
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -63,6 +73,7 @@ impl<W: Write> ParallelDeflate<W> {
             len: 0,
             inflight: VecDeque::new(),
             max_inflight: workers * 2,
+            spare: Vec::new(),
             jobs: Some(tx),
             workers: handles,
         }
@@ -76,7 +87,11 @@ impl<W: Write> ParallelDeflate<W> {
         while self.inflight.len() >= self.max_inflight {
             self.write_oldest()?;
         }
-        let input = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        let fresh = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let input = std::mem::replace(&mut self.chunk, fresh);
         let dict = std::mem::take(&mut self.dict);
         self.dict = input[input.len().saturating_sub(DICT)..].to_vec();
         let (reply, result) = sync_channel(1);
@@ -88,8 +103,14 @@ impl<W: Write> ParallelDeflate<W> {
 
     fn write_oldest(&mut self) -> io::Result<()> {
         if let Some(next) = self.inflight.pop_front() {
-            let compressed = next.recv().map_err(|_| gone())??;
-            self.out.as_mut().ok_or_else(gone)?.write_all(&compressed)?;
+            let mut done = next.recv().map_err(|_| gone())??;
+            self.out
+                .as_mut()
+                .ok_or_else(gone)?
+                .write_all(&done.compressed)?;
+            self.crc.combine(&done.crc);
+            done.input.clear();
+            self.spare.push(done.input);
         }
         Ok(())
     }
@@ -126,7 +147,6 @@ impl<W: Write> Drop for ParallelDeflate<W> {
 impl<W: Write> Write for ParallelDeflate<W> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let n = buf.len();
-        self.crc.update(buf);
         self.len += n as u64;
         while !buf.is_empty() {
             let room = CHUNK - self.chunk.len();
@@ -161,7 +181,16 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, level: u32) {
             }
         };
         c.reset();
-        let _ = job.reply.send(deflate_chunk(&mut c, &job.dict, &job.input));
+        let done = deflate_chunk(&mut c, &job.dict, &job.input).map(|compressed| {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&job.input);
+            Done {
+                compressed,
+                crc,
+                input: job.input,
+            }
+        });
+        let _ = job.reply.send(done);
     }
 }
 

@@ -99,7 +99,8 @@ impl Plan {
         reference(e, "account", "accounts", doc.creator);
         e.key("owner");
         reference(e, "account", "accounts", doc.owner);
-        let base = format!("/{}/{}", self.plural, doc.id);
+        let plural = At::root(&self.plural);
+        let base = At::Str(&plural, doc.id);
         for p in self.props.iter().filter(|p| p.shown(level)) {
             if let Some(v) = doc.prop(&p.name) {
                 e.key(&p.name);
@@ -136,6 +137,38 @@ fn plan_props(
         .collect()
 }
 
+/// A resource path (`/plural/id/prop/...`), built only where it is written.
+enum At<'a> {
+    Root(&'a str),
+    Str(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl<'a> At<'a> {
+    fn root(s: &'a str) -> At<'a> {
+        At::Root(s)
+    }
+
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            At::Root(s) => {
+                out.push('/');
+                out.push_str(s);
+            }
+            At::Str(up, s) => {
+                up.write(out);
+                out.push('/');
+                out.push_str(s);
+            }
+            At::Index(up, i) => {
+                up.write(out);
+                let _ = write!(out, "/{i}");
+            }
+        }
+    }
+}
+
 fn reference<E: Emit>(e: &mut E, object: &str, plural: &str, id: &str) {
     e.begin_object();
     e.key("_id");
@@ -143,7 +176,7 @@ fn reference<E: Emit>(e: &mut E, object: &str, plural: &str, id: &str) {
     e.key("object");
     e.str(object);
     e.key("path");
-    e.str(&format!("/{plural}/{id}"));
+    e.str_parts(&["/", plural, "/", id]);
     e.end_object();
 }
 
@@ -152,7 +185,7 @@ fn get<'a>(m: &[(&str, Raw<'a>)], k: &str) -> Option<Raw<'a>> {
 }
 
 /// As `document::render_value`, then the default view's removals.
-fn value<E: Emit>(p: &PropPlan, v: Raw, base: &str, level: u8, e: &mut E) -> Result<()> {
+fn value<E: Emit>(p: &PropPlan, v: Raw, base: &At, level: u8, e: &mut E) -> Result<()> {
     if !matches!(p.ty, PropType::File | PropType::Document) {
         if p.ty == PropType::Reference
             && p.array
@@ -161,14 +194,14 @@ fn value<E: Emit>(p: &PropPlan, v: Raw, base: &str, level: u8, e: &mut E) -> Res
             e.begin_array();
             for it in items {
                 e.item();
-                scalar(p, it, "", level, e)?;
+                scalar(p, it, base, level, e)?;
             }
             e.end_array();
             return Ok(());
         }
-        return scalar(p, v, "", level, e);
+        return scalar(p, v, base, level, e);
     }
-    let path = format!("{base}/{}", p.name);
+    let path = At::Str(base, &p.name);
     if p.array
         && let Some(items) = v.items()
     {
@@ -180,8 +213,8 @@ fn value<E: Emit>(p: &PropPlan, v: Raw, base: &str, level: u8, e: &mut E) -> Res
                 _ => None,
             };
             let ip = match eid {
-                Some(eid) => format!("{path}/{eid}"),
-                None => format!("{path}/{i}"),
+                Some(eid) => At::Str(&path, eid),
+                None => At::Index(&path, i),
             };
             scalar(p, it, &ip, level, e)?;
         }
@@ -193,7 +226,7 @@ fn value<E: Emit>(p: &PropPlan, v: Raw, base: &str, level: u8, e: &mut E) -> Res
 
 /// As `document::render_scalar`; malformed shapes (which validation never stores) pass
 /// through as they are.
-fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &str, level: u8, e: &mut E) -> Result<()> {
+fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &At, level: u8, e: &mut E) -> Result<()> {
     match p.ty {
         PropType::Reference => match v.as_str() {
             Some(id) => {
@@ -214,7 +247,9 @@ fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &str, level: u8, e: &mut E) -> Re
                     }
                 }
                 e.key("path");
-                e.str(&format!("{path}/content"));
+                let mut content = String::new();
+                At::Str(path, "content").write(&mut content);
+                e.str(&content);
                 e.end_object();
                 Ok(())
             }

@@ -60,8 +60,11 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn str(&mut self, n: usize) -> Result<Item<'a>> {
+    fn str(&mut self, n: usize, check: bool) -> Result<Item<'a>> {
         let b = self.take(n)?;
+        if !check {
+            return Ok(Item::Str(""));
+        }
         std::str::from_utf8(b)
             .map(Item::Str)
             .map_err(|_| unreadable())
@@ -69,6 +72,11 @@ impl<'a> Reader<'a> {
 
     /// The next item; for containers, their items come next.
     pub fn item(&mut self) -> Result<Item<'a>> {
+        self.read(true)
+    }
+
+    /// As `item`; strings are only stepped over (as "") when not `check`ed.
+    fn read(&mut self, check: bool) -> Result<Item<'a>> {
         let m = self.be::<1>()?[0];
         Ok(match Marker::from_u8(m) {
             Marker::Null => Item::Nil,
@@ -86,18 +94,18 @@ impl<'a> Reader<'a> {
             Marker::I64 => Item::Int(i64::from_be_bytes(self.be()?)),
             Marker::F32 => Item::Float(f32::from_be_bytes(self.be()?) as f64),
             Marker::F64 => Item::Float(f64::from_be_bytes(self.be()?)),
-            Marker::FixStr(n) => self.str(n as usize)?,
+            Marker::FixStr(n) => self.str(n as usize, check)?,
             Marker::Str8 => {
                 let n = self.len(1)?;
-                self.str(n)?
+                self.str(n, check)?
             }
             Marker::Str16 => {
                 let n = self.len(2)?;
-                self.str(n)?
+                self.str(n, check)?
             }
             Marker::Str32 => {
                 let n = self.len(4)?;
-                self.str(n)?
+                self.str(n, check)?
             }
             Marker::FixArray(n) => Item::Array(n as u32),
             Marker::Array16 => Item::Array(self.len(2)? as u32),
@@ -141,11 +149,12 @@ impl<'a> Reader<'a> {
     /// The next whole value as its own slice.
     pub fn value(&mut self) -> Result<Raw<'a>> {
         let start = self.pos;
-        // items still to read: a container adds its items, so no recursion on deep values
+        // items still to read: a container adds its items, so no recursion on deep values;
+        // strings are checked when they are read, not when they are stepped over
         let mut pending: u64 = 1;
         while pending > 0 {
             pending -= 1;
-            match self.item()? {
+            match self.read(false)? {
                 Item::Array(n) => pending += n as u64,
                 Item::Map(n) => pending += 2 * n as u64,
                 _ => {}

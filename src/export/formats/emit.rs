@@ -17,6 +17,10 @@ pub trait Emit {
     fn bool(&mut self, b: bool);
     fn number(&mut self, n: &Number);
     fn str(&mut self, s: &str);
+    /// A string given in parts (paths), so that it need not be built first.
+    fn str_parts(&mut self, parts: &[&str]) {
+        self.str(&parts.concat());
+    }
 }
 
 /// Emits a `serde_json` value as it is.
@@ -72,9 +76,28 @@ impl JsonOut {
     }
 
     fn string(&mut self, s: &str) {
-        // serde_json's own escaping, so both renderers give identical bytes
-        let _ = serde_json::to_writer(&mut self.buf, s);
+        if plain(s) {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            // serde_json's own escaping, so both renderers give identical bytes
+            let _ = serde_json::to_writer(&mut self.buf, s);
+        }
     }
+}
+
+/// Whether JSON needs no escape in `s`: serde_json escapes only '"', '\\' and control
+/// characters. Checked in blocks without early exit, which the compiler vectorizes.
+fn plain(s: &str) -> bool {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut blocks = s.as_bytes().chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | special(b)) {
+            return false;
+        }
+    }
+    !blocks.remainder().iter().any(|&b| special(b))
 }
 
 impl Emit for JsonOut {
@@ -115,6 +138,17 @@ impl Emit for JsonOut {
     fn str(&mut self, s: &str) {
         self.string(s);
     }
+    fn str_parts(&mut self, parts: &[&str]) {
+        if parts.iter().all(|p| plain(p)) {
+            self.buf.push(b'"');
+            parts
+                .iter()
+                .for_each(|p| self.buf.extend_from_slice(p.as_bytes()));
+            self.buf.push(b'"');
+        } else {
+            self.string(&parts.concat());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +165,21 @@ mod tests {
         let mut out = JsonOut::default();
         value(&v, &mut out);
         assert_eq!(out.buf, serde_json::to_vec(&v).unwrap());
+    }
+
+    #[test]
+    fn parts_are_escaped_as_one_string() {
+        for parts in [
+            &["/a", "/b"][..],
+            &["/\"", "\u{1}", "é\\"],
+            &[],
+            &["0123456789abcdef0123456789abcdef\u{7f}"],
+            &["0123456789abcdef\n0123456789abcdef"],
+            &["0123456789abcdef0123456789abcde\\"],
+        ] {
+            let mut out = JsonOut::default();
+            out.str_parts(parts);
+            assert_eq!(out.buf, serde_json::to_vec(&parts.concat()).unwrap());
+        }
     }
 }
