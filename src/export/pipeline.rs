@@ -21,7 +21,7 @@ use crate::query::ast::Expr;
 use crate::query::matcher::{matches, matches_element, matches_root};
 use crate::query::projection::visible_doc;
 use crate::store::blobs::BlobReader;
-use crate::store::data::StoreLookup;
+use crate::store::data::{SealedDoc, StoreLookup};
 use crate::store::rawdoc::RawDoc;
 use crate::store::{BlobKind, BlobWriter, Store};
 use serde_json::{Value, json};
@@ -41,8 +41,10 @@ pub const STOP_SHUTDOWN: u8 = 3;
 const CHECK_EVERY: u64 = 256;
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const BUF: usize = 256 * 1024;
-/// Documents read ahead per batch by the reading thread.
+/// Documents per batch read ahead and opened together.
 const READ_BATCH: usize = 256;
+/// Batches read ahead of the writing.
+const READ_AHEAD: usize = 8;
 
 pub enum Outcome {
     Ready(Box<ExportRecord>),
@@ -360,12 +362,18 @@ impl Run<'_> {
             Ok::<(), Stop>(())
         };
         let principal = src.projector.principal.as_ref();
+        let (opener, records) = store.sealed_docs(&org, &def.name)?;
+        // records past the mark (created after the start) end the scan
+        let keep = |k: &[u8]| match opener.id(k) {
+            Ok(id) => mark.is_some_and(|m| id <= m),
+            Err(_) => true,
+        };
         if let Some(plan) = src.plan {
-            let records = || store.iter_doc_records(&org, &def.name);
             read_ahead(
                 records,
-                |(id, _)| mark.is_some_and(|m| *id <= m),
-                |(_, rec)| {
+                keep,
+                |r| opener.record(r).map(|(_, rec)| rec),
+                |rec| {
                     counted(self)?;
                     let doc = RawDoc::parse(&rec)?;
                     if let Some((linked, parent)) = member_of {
@@ -400,10 +408,10 @@ impl Run<'_> {
             )?;
         } else {
             let mut lookup = StoreLookup::new(&store, &org, principal);
-            let docs = || store.iter_docs(&org, &def.name, false);
             read_ahead(
-                docs,
-                |d| mark.is_some_and(|m| d.id <= m),
+                records,
+                keep,
+                |r| opener.doc(r),
                 |d| {
                     counted(self)?;
                     if let Some((linked, parent)) = member_of
@@ -603,37 +611,74 @@ impl Run<'_> {
     }
 }
 
-/// Runs the iterator `make` returns on its own thread, a few batches ahead of `each`, up to
-/// the first item `keep` refuses or the first error.
-fn read_ahead<'s, T: Send>(
-    make: impl FnOnce() -> Box<dyn Iterator<Item = Result<T, Fault>> + 's> + Send,
-    keep: impl Fn(&T) -> bool + Send,
+/// A batch of opened records, or what stopped the reading.
+type Opened<T> = Result<Vec<T>, Fault>;
+
+/// Reads sealed records on one thread and opens them (decrypts; the general path also
+/// decodes) in batches on a few others, so that neither reading nor decryption limits an
+/// export; `each` gets them in order. Reading stops at the first key `keep` refuses, or at
+/// the first error, which `each`'s caller gets in order too.
+fn read_ahead<T: Send>(
+    records: impl Iterator<Item = Result<SealedDoc, Fault>> + Send,
+    keep: impl Fn(&[u8]) -> bool + Send,
+    open: impl Fn(&SealedDoc) -> Result<T, Fault> + Sync,
     mut each: impl FnMut(T) -> std::result::Result<(), Stop>,
 ) -> std::result::Result<(), Stop> {
+    use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (jobs, job_rx) = sync_channel::<(Vec<SealedDoc>, SyncSender<Opened<T>>)>(workers);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    // the receivers of the batches, in reading order
+    let (order, in_order) = sync_channel::<Receiver<Opened<T>>>(READ_AHEAD);
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<T, Fault>>>(16);
-        scope.spawn(move || {
-            let mut batch = Vec::with_capacity(READ_BATCH);
-            for d in make() {
-                let failed = match &d {
-                    Ok(x) if !keep(x) => break,
-                    Ok(_) => false,
-                    Err(_) => true,
-                };
-                batch.push(d);
-                if (batch.len() == READ_BATCH || failed)
-                    && tx.send(std::mem::take(&mut batch)).is_err()
-                {
-                    return;
+        let (open, job_rx) = (&open, &job_rx);
+        for _ in 0..workers {
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((batch, reply)) = job else { return };
+                    let _ = reply.send(batch.iter().map(open).collect());
                 }
-                if failed {
-                    return;
+            });
+        }
+        scope.spawn(move || {
+            let send = |batch: Vec<SealedDoc>| {
+                let (reply, opened) = sync_channel(1);
+                order.send(opened).is_ok() && jobs.send((batch, reply)).is_ok()
+            };
+            let mut records = records;
+            let mut batch = Vec::with_capacity(READ_BATCH);
+            loop {
+                match records.next() {
+                    Some(Ok(r)) if keep(&r.0) => {
+                        batch.push(r);
+                        if batch.len() == READ_BATCH && !send(std::mem::take(&mut batch)) {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) | None => break,
+                    Some(Err(e)) => {
+                        if !batch.is_empty() && !send(std::mem::take(&mut batch)) {
+                            return;
+                        }
+                        let (reply, failed) = sync_channel(1);
+                        let _ = reply.send(Err(e));
+                        let _ = order.send(failed);
+                        return;
+                    }
                 }
             }
-            let _ = tx.send(batch);
+            if !batch.is_empty() {
+                send(batch);
+            }
         });
-        for d in rx.into_iter().flatten() {
-            each(d?)?;
+        for opened in in_order {
+            let batch = opened
+                .recv()
+                .map_err(|_| Fault::internal("reading documents failed", "a reader stopped"))??;
+            for item in batch {
+                each(item)?;
+            }
         }
         Ok(())
     })

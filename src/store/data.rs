@@ -318,28 +318,53 @@ impl Store {
     }
 }
 
+/// A sealed document record as stored: its key and value.
+pub type SealedDoc = (sled::IVec, sled::IVec);
+
+/// Opens sealed document records of one org; cheap to share between threads.
+#[derive(Clone)]
+pub struct DocOpener {
+    key: crate::crypto::Key,
+    /// Length of the `org ‖ object` key prefix; the id follows it.
+    at: usize,
+}
+
+impl DocOpener {
+    /// The document id and its decrypted record (for `rawdoc::RawDoc::parse`).
+    pub fn record(&self, (k, v): &SealedDoc) -> Result<(ObjectId, Vec<u8>)> {
+        Ok((self.id(k)?, self.key.open(k, v)?))
+    }
+
+    pub fn doc(&self, (k, v): &SealedDoc) -> Result<StoredDoc> {
+        decode(&self.key.open(k, v)?)
+    }
+
+    /// The document id in a record key.
+    pub fn id(&self, k: &[u8]) -> Result<ObjectId> {
+        k.get(self.at..)
+            .and_then(ObjectId::from_slice)
+            .ok_or_else(|| Fault::internal("document key is malformed", ""))
+    }
+}
+
 impl Store {
-    /// The decrypted records of an object's documents in `_id` order, each with its id, for
-    /// `rawdoc::RawDoc::parse`: the export fast lane reads them without decoding.
-    pub fn iter_doc_records<'a>(
+    /// The sealed records of an object's documents in `_id` order, and what opens them: the
+    /// export reads them on one thread and opens them on others.
+    pub fn sealed_docs<'a>(
         &'a self,
         org: &str,
         object: &str,
-    ) -> Box<dyn Iterator<Item = Result<(ObjectId, Vec<u8>)>> + 'a> {
-        let key = match self.org_key(org) {
-            Ok(k) => k,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
+    ) -> Result<(
+        DocOpener,
+        impl Iterator<Item = Result<SealedDoc>> + Send + 'a,
+    )> {
         let p = prefix(&[org.as_bytes(), object.as_bytes()]);
-        let at = p.len();
-        Box::new(self.t.docs.scan_prefix(p).map(move |r| {
-            let (k, v) = r?;
-            let id = k
-                .get(at..)
-                .and_then(ObjectId::from_slice)
-                .ok_or_else(|| Fault::internal("document key is malformed", ""))?;
-            Ok((id, key.open(&k, &v)?))
-        }))
+        let opener = DocOpener {
+            key: self.org_key(org)?,
+            at: p.len(),
+        };
+        let iter = self.t.docs.scan_prefix(p).map(|r| Ok(r?));
+        Ok((opener, iter))
     }
 }
 
