@@ -37,12 +37,14 @@ pub fn app(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     .error_handler(|e, _| Fault::invalid("query", e.to_string()).into()),
             )
             .configure(health::configure)
+            // routes are tried in order, each with a regex: the export API, the hot path
+            // (polled while jobs run), goes first; no route before it overlaps its paths
+            .configure(exports::configure)
             .configure(openapi::configure)
             .configure(sys::configure)
             .configure(accounts::configure)
             .configure(objects::configure)
             .configure(org::configure)
-            .configure(exports::configure)
             .configure(ui::configure)
             // documents and files take the generic /{org}/v2/{plural} routes: register last
             .configure(files::configure)
