@@ -61,7 +61,7 @@ impl std::ops::Deref for Store {
 const KEY_CHECK: &[u8] = b"master_key_check";
 
 /// Default size of sled's page cache, MiB (`--cache-mb`).
-pub const DEFAULT_CACHE_MB: u64 = 64;
+pub const DEFAULT_CACHE_MB: u64 = 32;
 
 impl Store {
     /// Opens (or creates) the database in `dir` with the default page cache
