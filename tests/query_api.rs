@@ -371,3 +371,97 @@ async fn document_lists_take_where_sort_paths_and_expand() {
         assert_fault(&got, 400, code, Some(path));
     }
 }
+
+/// Properties come out in definition order whatever the view leaves out: the default view
+/// (an optional property not included), a principal's read levels, the fast lane (exports
+/// without paths) and the general path (document reads, exports with paths) alike.
+#[actix_web::test]
+async fn property_order_survives_what_the_view_leaves_out() {
+    let app = app().await;
+    let svc = &app.svc;
+    let tok = org_with_admin(svc, "acme").await;
+    let (s, v) = call(
+        svc,
+        "POST",
+        "/acme/v2/objects",
+        Some(&tok),
+        Some(json!({"name": "c_thing", "properties": [
+            {"name": "c_a", "type": "String"},
+            {"name": "c_opt", "type": "String", "optional": true},
+            {"name": "c_b", "type": "String"},
+            {"name": "c_secret", "type": "String", "readAccess": "delete"},
+            {"name": "c_c", "type": "String"},
+            {"name": "c_d", "type": "String"}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let body =
+        json!({"c_a": "a", "c_opt": "o", "c_b": "b", "c_secret": "s", "c_c": "c", "c_d": "d"});
+    let (s, doc) = call(svc, "POST", "/acme/v2/c_things", Some(&tok), Some(body)).await;
+    assert_eq!(s, 201, "{doc}");
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("c_"))
+            .cloned()
+            .collect()
+    };
+    let id = doc["_id"].as_str().unwrap();
+    let (_, read) = call(
+        svc,
+        "GET",
+        &format!("/acme/v2/c_things/{id}"),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(
+        keys(&read),
+        ["c_a", "c_b", "c_secret", "c_c", "c_d"],
+        "{read}"
+    );
+    let fast = export_lines(svc, &tok, json!({"label": "order", "objects": "c_things"})).await;
+    assert_eq!(keys(&fast[0]), ["c_a", "c_b", "c_secret", "c_c", "c_d"]);
+    let included = export_lines(
+        svc,
+        &tok,
+        json!({"label": "order", "objects": "c_things", "include": ["c_opt"]}),
+    )
+    .await;
+    assert_eq!(
+        keys(&included[0]),
+        ["c_a", "c_opt", "c_b", "c_secret", "c_c", "c_d"]
+    );
+    // removing and setting again moves c_opt to the end of the stored form; output keeps
+    // the definition's order
+    for patch in [json!({"c_opt": null}), json!({"c_opt": "o2"})] {
+        let (s, v) = call(
+            svc,
+            "PATCH",
+            &format!("/acme/v2/c_things/{id}"),
+            Some(&tok),
+            Some(patch),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let included = export_lines(
+        svc,
+        &tok,
+        json!({"label": "order", "objects": "c_things", "include": ["c_opt"]}),
+    )
+    .await;
+    assert_eq!(
+        keys(&included[0]),
+        ["c_a", "c_opt", "c_b", "c_secret", "c_c", "c_d"]
+    );
+    assert_eq!(included[0]["c_opt"], "o2");
+    let general = export_lines(
+        svc,
+        &tok,
+        json!({"label": "order", "objects": "c_things", "paths": ["c_a", "c_b", "c_c", "c_d", "c_opt"]}),
+    )
+    .await;
+    assert_eq!(keys(&general[0]), ["c_a", "c_opt", "c_b", "c_c", "c_d"]);
+}
