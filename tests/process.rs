@@ -34,6 +34,8 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .env("EXPORTD_SYSTEM_TOKEN", SYS)
         .env("RUST_LOG", "warn")
+        // large exports take seconds on any machine, so a signal can catch one mid-run
+        .env("EXPORTD_FAULT_EXPORT_PACE_MS", "10")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -121,8 +121,24 @@ pub fn run(store: &Store, org: &str, id: ObjectId, flag: Arc<AtomicU8>) -> Outco
     }
 }
 
+/// Test seam: `EXPORTD_FAULT_EXPORT_PACE_MS=N` (read once) sleeps N ms at every stop check
+/// (every 256 documents), so that process tests catch an export mid-run on any machine.
+/// Does nothing unless set.
+fn pace() -> Option<Duration> {
+    static PACE: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *PACE.get_or_init(|| {
+        std::env::var("EXPORTD_FAULT_EXPORT_PACE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    })
+}
+
 impl Run<'_> {
     fn check(&mut self) -> std::result::Result<(), Stop> {
+        if let Some(p) = pace() {
+            std::thread::sleep(p);
+        }
         let f = self.flag.load(Ordering::Relaxed);
         if f != RUN {
             return Err(Stop::Flag(f));
