@@ -71,6 +71,23 @@ struct Ledger {
     errors: Vec<String>,
 }
 
+impl OrgLedger {
+    /// Acknowledged exports neither deleted (surely or maybe) nor expired.
+    fn kept(&self) -> impl Iterator<Item = &Acked> {
+        self.acked.iter().filter(move |a| {
+            !self.deleted.contains(&a.id)
+                && !self.maybe_deleted.contains(&a.id)
+                && a.expires > chrono::Utc::now()
+        })
+    }
+}
+
+impl Ledger {
+    fn org_mut(&mut self, org: &str) -> &mut OrgLedger {
+        self.orgs.get_mut(org).unwrap()
+    }
+}
+
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -201,34 +218,14 @@ fn export_client(
             "expiring" => (if org == "cx" { 4 } else { 1 }, 0.05),
             _ => (1, 0.05),
         };
-        let kept = {
-            let l = ledger.lock().unwrap();
-            let o = &l.orgs[org];
-            o.acked
-                .iter()
-                .filter(|a| {
-                    !o.deleted.contains(&a.id)
-                        && !o.maybe_deleted.contains(&a.id)
-                        && a.expires > chrono::Utc::now()
-                })
-                .count()
-        };
+        let kept = ledger.lock().unwrap().orgs[org].kept().count();
         // creating: make room rather than wait, so creates keep coming
         let make_room = phase == "creating" && n >= cap;
         if rng.gen_bool(p_delete) || kept > 12 || make_room {
             // delete one acknowledged export (any state)
             let pick = {
                 let l = ledger.lock().unwrap();
-                let o = &l.orgs[org];
-                let c: Vec<&Acked> = o
-                    .acked
-                    .iter()
-                    .filter(|a| {
-                        !o.deleted.contains(&a.id)
-                            && !o.maybe_deleted.contains(&a.id)
-                            && a.expires > chrono::Utc::now()
-                    })
-                    .collect();
+                let c: Vec<&Acked> = l.orgs[org].kept().collect();
                 (!c.is_empty()).then(|| {
                     let a = c[rng.gen_range(0..c.len())];
                     (a.id.clone(), a.expires)
@@ -237,36 +234,15 @@ fn export_client(
             if let Some((id, expires)) = pick {
                 match http.json("DELETE", &format!("/{org}/v2/exports/{id}"), &token, None) {
                     Ok((200, _)) => {
-                        ledger
-                            .lock()
-                            .unwrap()
-                            .orgs
-                            .get_mut(org)
-                            .unwrap()
-                            .deleted
-                            .insert(id);
+                        ledger.lock().unwrap().org_mut(org).deleted.insert(id);
                     }
                     Ok((404, _)) if expires <= chrono::Utc::now() => {
                         // expired meanwhile: gone either way
-                        ledger
-                            .lock()
-                            .unwrap()
-                            .orgs
-                            .get_mut(org)
-                            .unwrap()
-                            .deleted
-                            .insert(id);
+                        ledger.lock().unwrap().org_mut(org).deleted.insert(id);
                     }
                     Ok((s, v)) => note(format!("DELETE {id} answered {s}: {v}")),
                     Err(_) => {
-                        ledger
-                            .lock()
-                            .unwrap()
-                            .orgs
-                            .get_mut(org)
-                            .unwrap()
-                            .maybe_deleted
-                            .insert(id);
+                        ledger.lock().unwrap().org_mut(org).maybe_deleted.insert(id);
                         break;
                     }
                 }
@@ -294,21 +270,13 @@ fn export_client(
                     ledger
                         .lock()
                         .unwrap()
-                        .orgs
-                        .get_mut(org)
-                        .unwrap()
+                        .org_mut(org)
                         .acked
                         .push(Acked { id, expires });
                 }
                 Ok((s, v)) => note(format!("create answered {s}: {v}")),
                 Err(_) => {
-                    ledger
-                        .lock()
-                        .unwrap()
-                        .orgs
-                        .get_mut(org)
-                        .unwrap()
-                        .unacked_creates += 1;
+                    ledger.lock().unwrap().org_mut(org).unacked_creates += 1;
                     break;
                 }
             }

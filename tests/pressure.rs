@@ -37,17 +37,17 @@ async fn storage<S: TestService>(svc: &S, tok: &str) -> Value {
 /// An org with `docs` documents of incompressible-ish text, and `files` files of 40 KB.
 async fn setup<S: TestService>(svc: &S, docs: usize, files: usize) -> (String, Vec<String>) {
     let tok = org_with_admin(svc, "acme").await;
-    let (s, v) = call(
+    call_expect(
         svc,
         "POST",
         "/acme/v2/objects",
-        Some(&tok),
+        &tok,
         Some(json!({"name": "c_rec", "properties": [
             {"name": "c_text", "type": "String"}, {"name": "c_n", "type": "Number"},
             {"name": "c_file", "type": "File"}]})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{v}");
     let lines: Vec<Value> = (0..docs)
         .map(|n| {
             let text: String = (0..12)
@@ -86,6 +86,19 @@ async fn setup<S: TestService>(svc: &S, docs: usize, files: usize) -> (String, V
         assert_eq!(s, 201, "{v}");
     }
     (tok, ids)
+}
+
+/// Sets acme's storage limit (`null`: none); the system API must accept it.
+async fn set_storage_limit<S: TestService>(svc: &S, limit: Value) {
+    call_expect(
+        svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        SYS,
+        Some(json!({"storageLimit": limit})),
+        200,
+    )
+    .await;
 }
 
 async fn create<S: TestService>(svc: &S, tok: &str, body: Value) -> String {
@@ -159,15 +172,7 @@ async fn storage_limit_reached_mid_export_fails_it_and_keeps_nothing() {
     // 1. room for less than the archive and its side files, set before the run
     let before = storage(&app.svc, &tok).await;
     let used = before["used"].as_u64().unwrap();
-    let (s, v) = call(
-        &app.svc,
-        "PATCH",
-        "/sys/orgs/acme",
-        Some(SYS),
-        Some(json!({"storageLimit": used + 60_000})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    set_storage_limit(&app.svc, json!(used + 60_000)).await;
     let before = footprint(&store, storage(&app.svc, &tok).await);
     let id = create(
         &app.svc,
@@ -187,24 +192,16 @@ async fn storage_limit_reached_mid_export_fails_it_and_keeps_nothing() {
     assert!(store.check_consistency().unwrap().is_empty());
 
     // 2. the limit comes down to the usage while a big export runs
-    let (s, _) = call(
-        &app.svc,
-        "PATCH",
-        "/sys/orgs/acme",
-        Some(SYS),
-        Some(json!({"storageLimit": null})),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, _) = call(
+    set_storage_limit(&app.svc, Value::Null).await;
+    call_expect(
         &app.svc,
         "DELETE",
         &format!("/acme/v2/exports/{id}"),
-        Some(&tok),
+        &tok,
         None,
+        200,
     )
     .await;
-    assert_eq!(s, 200);
     let lines: Vec<Value> = (0..27_000)
         .map(|n| json!({"c_text": format!("more {n} {:x}", n * 7919), "c_n": n}))
         .collect();
@@ -224,15 +221,7 @@ async fn storage_limit_reached_mid_export_fails_it_and_keeps_nothing() {
         "the export ended too soon to test: {running}"
     );
     let used = before.storage["used"].as_u64().unwrap();
-    let (s, _) = call(
-        &app.svc,
-        "PATCH",
-        "/sys/orgs/acme",
-        Some(SYS),
-        Some(json!({"storageLimit": used})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    set_storage_limit(&app.svc, json!(used)).await;
     let fault = assert_failed_clean(
         &app.svc,
         &tok,
@@ -289,15 +278,15 @@ async fn disk_full_at_the_blob_writer_fails_the_export_and_reclaims_everything()
             size > 200_000,
             "the archive is too small to fail midway: {size}"
         );
-        let (s, _) = call(
+        call_expect(
             &app.svc,
             "DELETE",
             &format!("/acme/v2/exports/{id}"),
-            Some(&tok),
+            &tok,
             None,
+            200,
         )
         .await;
-        assert_eq!(s, 200);
         assert_eq!(footprint(&store, storage(&app.svc, &tok).await), before);
         // the disk fills at the first segment, a few segments in, and near the end
         for budget in [0, 100_000, size - 30_000] {

@@ -380,11 +380,11 @@ async fn property_order_survives_what_the_view_leaves_out() {
     let app = app().await;
     let svc = &app.svc;
     let tok = org_with_admin(svc, "acme").await;
-    let (s, v) = call(
+    call_expect(
         svc,
         "POST",
         "/acme/v2/objects",
-        Some(&tok),
+        &tok,
         Some(json!({"name": "c_thing", "properties": [
             {"name": "c_a", "type": "String"},
             {"name": "c_opt", "type": "String", "optional": true},
@@ -392,13 +392,12 @@ async fn property_order_survives_what_the_view_leaves_out() {
             {"name": "c_secret", "type": "String", "readAccess": "delete"},
             {"name": "c_c", "type": "String"},
             {"name": "c_d", "type": "String"}]})),
+        201,
     )
     .await;
-    assert_eq!(s, 201, "{v}");
     let body =
         json!({"c_a": "a", "c_opt": "o", "c_b": "b", "c_secret": "s", "c_c": "c", "c_d": "d"});
-    let (s, doc) = call(svc, "POST", "/acme/v2/c_things", Some(&tok), Some(body)).await;
-    assert_eq!(s, 201, "{doc}");
+    let doc = call_expect(svc, "POST", "/acme/v2/c_things", &tok, Some(body), 201).await;
     let keys = |v: &Value| -> Vec<String> {
         v.as_object()
             .unwrap()
@@ -436,15 +435,15 @@ async fn property_order_survives_what_the_view_leaves_out() {
     // removing and setting again moves c_opt to the end of the stored form; output keeps
     // the definition's order
     for patch in [json!({"c_opt": null}), json!({"c_opt": "o2"})] {
-        let (s, v) = call(
+        call_expect(
             svc,
             "PATCH",
             &format!("/acme/v2/c_things/{id}"),
-            Some(&tok),
+            &tok,
             Some(patch),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{v}");
     }
     let included = export_lines(
         svc,

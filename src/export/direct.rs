@@ -334,8 +334,8 @@ pub fn level(def: &ObjectDef, doc: &RawDoc, viewer: Option<&Account>) -> u8 {
 pub struct RawRoot<'a> {
     pub def: &'a ObjectDef,
     pub doc: &'a RawDoc<'a>,
-    /// None: nothing is hidden.
-    pub level: Option<u8>,
+    /// The viewer's access level (`ALL`: nothing is hidden).
+    pub level: u8,
 }
 
 impl Root for RawRoot<'_> {
@@ -351,11 +351,13 @@ impl Root for RawRoot<'_> {
                 let raw = self.doc.prop(k)?;
                 let def = self.def.prop(k);
                 let mut v = raw.to_value().ok()?;
-                if let (Some(level), Some(p)) = (self.level, def) {
-                    if p.read_level() > level {
+                if self.level != ALL
+                    && let Some(p) = def
+                {
+                    if p.read_level() > self.level {
                         return None;
                     }
-                    crate::query::projection::strip_nested(p, &mut v, level);
+                    crate::query::projection::strip_nested(p, &mut v, self.level);
                 }
                 Some(Cow::Owned(v))
             }
@@ -538,7 +540,7 @@ mod tests {
         let bytes = encode(&doc);
         let raw = RawDoc::parse(&bytes).unwrap();
         let nobody = viewer(&[]);
-        for (lvl, a) in [(None, None), (Some(0u8), Some(&nobody))] {
+        for (lvl, a) in [(ALL, None), (0u8, Some(&nobody))] {
             let root = RawRoot {
                 def: d,
                 doc: &raw,

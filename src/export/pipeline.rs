@@ -249,7 +249,7 @@ impl Run<'_> {
             .large_file(true);
         zip.start_file(entry.as_str(), opts)
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
-        let mut data = ParallelDeflate::new(RawEntry(&mut zip), DEFLATE_LEVEL, deflate_workers());
+        let mut data = ParallelDeflate::new(RawEntry(&mut zip), DEFLATE_LEVEL, cores());
 
         if self.rec.export_files {
             self.files = Some(FileSink::new(
@@ -398,15 +398,16 @@ impl Run<'_> {
                             return Ok(());
                         }
                     }
+                    // without a principal the level is `direct::ALL`, which reads everything
                     let level = crate::export::direct::level(def, &doc, principal);
-                    if principal.is_some() && !crate::model::acl::may_read(level) {
+                    if !crate::model::acl::may_read(level) {
                         return Ok(());
                     }
                     if let Some(e) = src.filter {
                         let root = RawRoot {
                             def,
                             doc: &doc,
-                            level: principal.map(|_| level),
+                            level,
                         };
                         if !matches_root(e, &root) {
                             return Ok(());
@@ -641,7 +642,7 @@ fn read_ahead<T: Send>(
     mut each: impl FnMut(T) -> std::result::Result<(), Stop>,
 ) -> std::result::Result<(), Stop> {
     use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = cores();
     let (jobs, job_rx) = sync_channel::<(Vec<SealedDoc>, SyncSender<Opened<T>>)>(workers);
     let job_rx = std::sync::Mutex::new(job_rx);
     // the receivers of the batches, in reading order
@@ -707,7 +708,8 @@ type Archive = zip::ZipWriter<zip::write::StreamWriter<BlobWriter>>;
 /// single cost of an export.
 const DEFLATE_LEVEL: u32 = 4;
 
-fn deflate_workers() -> usize {
+/// Worker threads per pool (deflate, opening records): one per core.
+fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 

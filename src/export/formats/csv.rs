@@ -40,17 +40,28 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn get_varint(buf: &[u8], pos: &mut usize) -> io::Result<u64> {
+/// Reads a varint byte by byte; None when the input ends before its first byte.
+fn read_varint(mut next: impl FnMut() -> io::Result<Option<u8>>) -> io::Result<Option<u64>> {
     let mut n = 0u64;
     for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or_else(bad_row)?;
-        *pos += 1;
+        let Some(b) = next()? else {
+            return if shift == 0 { Ok(None) } else { Err(bad_row()) };
+        };
         n |= ((b & 0x7f) as u64) << shift;
         if b < 0x80 {
-            return Ok(n);
+            return Ok(Some(n));
         }
     }
     Err(bad_row())
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> io::Result<u64> {
+    let next = || {
+        let b = buf.get(*pos).copied();
+        *pos += b.is_some() as usize;
+        Ok(b)
+    };
+    read_varint(next)?.ok_or_else(bad_row)
 }
 
 fn bad_row() -> io::Error {
@@ -84,9 +95,9 @@ impl Flattener {
 
     /// Writes the row of the document emitted since the last call as one spill record.
     pub fn spill_row<W: Write>(&mut self, w: &mut W) -> io::Result<()> {
-        let mut len = Vec::with_capacity(5);
-        put_varint(&mut len, self.row.len() as u64);
-        w.write_all(&len)?;
+        let mut head = Vec::with_capacity(10);
+        put_varint(&mut head, self.row.len() as u64);
+        w.write_all(&head)?;
         w.write_all(&self.row)?;
         self.row.clear();
         self.frames.clear();
@@ -174,18 +185,21 @@ impl<R: Read> SpillRows<R> {
 
     /// The next row, or None at the end.
     pub fn next_row(&mut self) -> io::Result<Option<&[u8]>> {
-        let mut len = 0u64;
-        for shift in (0..64).step_by(7) {
+        let r = &mut self.r;
+        let next = || {
             let mut b = [0u8];
-            if self.r.read(&mut b)? == 0 {
-                return if shift == 0 { Ok(None) } else { Err(bad_row()) };
-            }
-            len |= ((b[0] & 0x7f) as u64) << shift;
-            if b[0] < 0x80 {
-                break;
-            }
+            Ok((r.read(&mut b)? == 1).then_some(b[0]))
+        };
+        let Some(len) = read_varint(next)? else {
+            return Ok(None);
+        };
+        let len = usize::try_from(len).map_err(|_| bad_row())?;
+        self.row.clear();
+        // read to the end of the row without trusting `len` for an allocation up front
+        (&mut self.r).take(len as u64).read_to_end(&mut self.row)?;
+        if self.row.len() != len {
+            return Err(bad_row());
         }
-        self.row.resize(len as usize, 0);
         self.r.read_exact(&mut self.row)?;
         Ok(Some(&self.row))
     }
@@ -334,5 +348,8 @@ mod tests {
         }
         let mut rows = SpillRows::new(&[0x85u8][..]);
         assert!(rows.next_row().is_err());
+        // a length that never ends, or longer than what follows
+        assert!(SpillRows::new(&[0xffu8; 11][..]).next_row().is_err());
+        assert!(SpillRows::new(&[0x05u8, b'a'][..]).next_row().is_err());
     }
 }
