@@ -200,7 +200,6 @@ impl<R: Read> SpillRows<R> {
         if self.row.len() != len {
             return Err(bad_row());
         }
-        self.r.read_exact(&mut self.row)?;
         Ok(Some(&self.row))
     }
 }
