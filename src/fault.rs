@@ -224,18 +224,27 @@ impl ResponseError for Fault {
 
 pub type Result<T, E = Fault> = std::result::Result<T, E>;
 
+impl Fault {
+    /// An I/O error of the server's storage: a full disk is said as such (storageFull),
+    /// anything else is internal.
+    pub fn from_io(context: &str, e: std::io::Error) -> Fault {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            tracing::error!(error = %e, "{context}: storage is full");
+            return Fault::new(
+                Category::Error,
+                "storageFull",
+                "The server's storage is full",
+            );
+        }
+        Fault::internal(context, e)
+    }
+}
+
 impl From<sled::Error> for Fault {
     fn from(e: sled::Error) -> Fault {
-        match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
-                tracing::error!(error = %e, "storage is full");
-                Fault::new(
-                    Category::Error,
-                    "storageFull",
-                    "The server's storage is full",
-                )
-            }
-            _ => Fault::internal("storage error", e),
+        match e {
+            sled::Error::Io(io) => Fault::from_io("storage error", io),
+            other => Fault::internal("storage error", other),
         }
     }
 }

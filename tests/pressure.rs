@@ -292,13 +292,8 @@ async fn disk_full_at_the_blob_writer_fails_the_export_and_reclaims_everything()
         for budget in [0, 100_000, size - 30_000] {
             store.blob_write_fault.fail_after(budget);
             let id = create(&app.svc, &tok, body.clone()).await;
-            let fault = assert_failed_clean(
-                &app.svc,
-                &tok,
-                &id,
-                &["cortex.error.storageFull", "cortex.error.unspecified"],
-            )
-            .await;
+            let fault =
+                assert_failed_clean(&app.svc, &tok, &id, &["cortex.error.storageFull"]).await;
             store.blob_write_fault.clear();
             assert_eq!(fault["status"], 500, "{fault}");
             seen_faults.push(format!(

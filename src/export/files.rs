@@ -11,7 +11,8 @@ use crate::model::files;
 use crate::model::ids::ObjectId;
 use crate::model::schema::ObjectDef;
 use crate::store::blobs::BlobState;
-use crate::store::{BlobKind, BlobWriter, Store};
+use crate::store::spill::SpillWriter;
+use crate::store::{BlobKind, Store};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 
@@ -60,7 +61,7 @@ pub fn compressible(mime: &str) -> bool {
 pub enum Mode {
     /// Entries listed in a spill, added after the data entry.
     Zip {
-        list: Box<BlobWriter>,
+        list: Box<SpillWriter>,
     },
     Side,
 }
@@ -80,7 +81,7 @@ impl FileSink {
     pub fn new(store: &Store, org: &str, export: ObjectId, zip: bool) -> Result<FileSink> {
         let mode = if zip {
             Mode::Zip {
-                list: Box::new(store.blob_writer(org, BlobKind::Spill)?),
+                list: Box::new(store.spill()?),
             }
         } else {
             Mode::Side

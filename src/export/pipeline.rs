@@ -1,7 +1,7 @@
 //! One export run, on a blocking thread: cursor over ids up to a mark taken at start →
 //! ACL/matcher → projector → format writer → zip entry (deflate) → encrypted blob (SHA-256
 //! on the way) → one transaction flips the record to `ready`. Memory is bounded by the batch
-//! and buffer sizes, never by the export's size. CSV goes through an encrypted spill blob.
+//! and buffer sizes, never by the export's size. CSV goes through an encrypted spill file.
 
 use crate::export::deflate::ParallelDeflate;
 use crate::export::direct::{Doc, Plan, RawRoot};
@@ -20,12 +20,11 @@ use crate::query::Projector;
 use crate::query::ast::Expr;
 use crate::query::matcher::{matches, matches_element, matches_root};
 use crate::query::projection::visible_doc;
-use crate::store::blobs::BlobReader;
 use crate::store::data::{SealedDoc, StoreLookup};
 use crate::store::rawdoc::RawDoc;
-use crate::store::{BlobKind, BlobWriter, Store};
+use crate::store::{BlobKind, BlobMeta, BlobWriter, Store};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -240,7 +239,10 @@ impl Run<'_> {
             Ok(())
         });
 
-        let archive = self.store.blob_writer(&org, BlobKind::Archive)?;
+        let archive = ArchiveSink {
+            blob: self.store.blob_writer(&org, BlobKind::Archive)?,
+            failed: false,
+        };
         let mut zip = zip::ZipWriter::new_stream(archive);
         let entry = format!("{}.{}", self.rec.base_name(), self.rec.format.ext());
         let opts = entry_options(&self.rec.created)
@@ -531,100 +533,80 @@ impl Run<'_> {
             }
             return Ok(());
         };
-        let meta = (*list).finish()?;
+        let list = list.into_reader()?;
+        if count == 0 {
+            return Ok(());
+        }
+        self.event("files.started", json!({"count": count}));
         let (store, org) = (self.store.clone(), self.rec.org.clone());
-        let result = (|| {
-            store.commit_blob(&meta)?;
-            if count == 0 {
-                return Ok(());
+        let zfail = |e: zip::result::ZipError| Stop::Fault(Fault::internal("zip failed", e));
+        for line in BufReader::new(list).lines() {
+            let line = line.map_err(io_fault)?;
+            let mut cols = line.splitn(3, '\t');
+            let (Some(blob), Some(mime), Some(entry)) = (cols.next(), cols.next(), cols.next())
+            else {
+                continue;
+            };
+            let Some(blob) = ObjectId::parse(blob) else {
+                continue;
+            };
+            let method = if compressible(mime) {
+                zip::CompressionMethod::Deflated
+            } else {
+                zip::CompressionMethod::Stored
+            };
+            let opts = entry_options(&self.rec.created)
+                .compression_method(method)
+                .large_file(true);
+            zip.start_file(entry, opts).map_err(zfail)?;
+            let reader = store.blob_reader(&org, blob)?;
+            for i in 0..reader.meta.segments {
+                zip.write_all(&reader.segment(i)?).map_err(io_fault)?;
             }
-            self.event("files.started", json!({"count": count}));
-            let reader = store.blob_reader(&org, meta.id)?;
-            let zfail = |e: zip::result::ZipError| Stop::Fault(Fault::internal("zip failed", e));
-            for line in BufReader::new(BlobStream::new(reader)).lines() {
-                let line = line.map_err(io_fault)?;
-                let mut cols = line.splitn(3, '\t');
-                let (Some(blob), Some(mime), Some(entry)) = (cols.next(), cols.next(), cols.next())
-                else {
-                    continue;
-                };
-                let Some(blob) = ObjectId::parse(blob) else {
-                    continue;
-                };
-                let method = if compressible(mime) {
-                    zip::CompressionMethod::Deflated
-                } else {
-                    zip::CompressionMethod::Stored
-                };
-                let opts = entry_options(&self.rec.created)
-                    .compression_method(method)
-                    .large_file(true);
-                zip.start_file(entry, opts).map_err(zfail)?;
-                let reader = store.blob_reader(&org, blob)?;
-                for i in 0..reader.meta.segments {
-                    zip.write_all(&reader.segment(i)?).map_err(io_fault)?;
-                }
-                self.check()?;
-            }
-            self.event("files.completed", json!({"count": count, "size": size}));
-            Ok(())
-        })();
-        store.unpin_blob(meta.id);
-        let _ = store.remove_blob_data(meta.id);
-        result
+            self.check()?;
+        }
+        self.event("files.completed", json!({"count": count, "size": size}));
+        Ok(())
     }
 
     /// Pass one flattens every document into a row of cells, spilled (deflated, encrypted)
     /// while the columns are collected; pass two writes the rows in the final column order.
     fn csv<W: Write>(&mut self, src: &Source, out: &mut W) -> std::result::Result<u64, Stop> {
-        let store = self.store.clone();
-        let org = self.rec.org.clone();
-        // the spill is deflated (fast level): a fraction of the bytes to seal, store and read
+        // the spill is deflated (fast level): a fraction of the bytes to seal, write and read
         let mut spill = BufWriter::with_capacity(
             BUF,
-            flate2::write::DeflateEncoder::new(
-                store.blob_writer(&org, BlobKind::Spill)?,
-                flate2::Compression::fast(),
-            ),
+            flate2::write::DeflateEncoder::new(self.store.spill()?, flate2::Compression::fast()),
         );
         let mut flat = Flattener::default();
         let count = self.each_doc(src, |d| {
             d.emit(&mut flat).map_err(std::io::Error::other)?;
             flat.spill_row(&mut spill)
         })?;
-        let spill: BlobWriter = spill
+        let spill = spill
             .into_inner()
             .map_err(|e| io_fault(e.into_error()))?
             .finish()
+            .map_err(io_fault)?
+            .into_reader()?;
+        let (header, position) = flat.columns();
+        self.event("csv.started", json!({"columns": header.len()}));
+        let mut rows = SpillRows::new(BufReader::with_capacity(
+            BUF,
+            flate2::read::DeflateDecoder::new(spill),
+        ));
+        let mut w = CsvWriter::new(out, &header, position, self.rec.csv_escape_formulas)
             .map_err(io_fault)?;
-        let meta = spill.finish()?;
-        let spill_id = meta.id;
-        let result = (|| {
-            store.commit_blob(&meta)?;
-            let (header, position) = flat.columns();
-            self.event("csv.started", json!({"columns": header.len()}));
-            let reader = store.blob_reader(&org, spill_id)?;
-            let mut rows = SpillRows::new(BufReader::with_capacity(
-                BUF,
-                flate2::read::DeflateDecoder::new(BlobStream::new(reader)),
-            ));
-            let mut w = CsvWriter::new(out, &header, position, self.rec.csv_escape_formulas)
-                .map_err(io_fault)?;
-            let mut n = 0u64;
-            while let Some(row) = rows.next_row().map_err(io_fault)? {
-                w.write_row(row).map_err(io_fault)?;
-                n += 1;
-                if n.is_multiple_of(CHECK_EVERY) {
-                    self.check()?;
-                }
+        let mut n = 0u64;
+        while let Some(row) = rows.next_row().map_err(io_fault)? {
+            w.write_row(row).map_err(io_fault)?;
+            n += 1;
+            if n.is_multiple_of(CHECK_EVERY) {
+                self.check()?;
             }
-            w.finish().map_err(io_fault)?.flush().map_err(io_fault)?;
-            self.event("csv.completed", json!({"rows": n}));
-            Ok(count)
-        })();
-        store.unpin_blob(spill_id);
-        let _ = store.remove_blob_data(spill_id);
-        result
+        }
+        w.finish().map_err(io_fault)?.flush().map_err(io_fault)?;
+        self.event("csv.completed", json!({"rows": n}));
+        Ok(count)
     }
 }
 
@@ -701,7 +683,39 @@ fn read_ahead<T: Send>(
     })
 }
 
-type Archive = zip::ZipWriter<zip::write::StreamWriter<BlobWriter>>;
+type Archive = zip::ZipWriter<zip::write::StreamWriter<ArchiveSink>>;
+
+/// The archive's blob. After a failed write the run is over, so later writes are dropped:
+/// the zip writer, dropped on the way out, would otherwise try again to write its central
+/// directory and print that failure to stderr. A sink that failed cannot finish.
+struct ArchiveSink {
+    blob: BlobWriter,
+    failed: bool,
+}
+
+impl ArchiveSink {
+    fn finish(self) -> Result<BlobMeta, Fault> {
+        if self.failed {
+            return Err(Fault::internal(
+                "writing the archive failed",
+                "finish after a failed write",
+            ));
+        }
+        self.blob.finish()
+    }
+}
+
+impl Write for ArchiveSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Ok(buf.len());
+        }
+        self.blob.write(buf).inspect_err(|_| self.failed = true)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Deflate level of the data entry. zlib-rs at 4 deflates ~1.7× faster than at 6 for
 /// archives ~6% larger (measured on the bench's documents), and deflate is the largest
@@ -782,44 +796,5 @@ impl crate::export::prefix::PrefixContext for StorePrefix<'_> {
     }
     fn doc_exists(&self, object: &str, id: ObjectId) -> crate::fault::Result<bool> {
         self.0.doc_exists(self.1, object, id)
-    }
-}
-
-/// A completed blob as a sequential `Read`.
-pub struct BlobStream {
-    reader: BlobReader,
-    next: u32,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl BlobStream {
-    pub fn new(reader: BlobReader) -> Self {
-        BlobStream {
-            reader,
-            next: 0,
-            buf: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl Read for BlobStream {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos == self.buf.len() {
-            if self.next >= self.reader.meta.segments {
-                return Ok(0);
-            }
-            self.buf = self
-                .reader
-                .segment(self.next)
-                .map_err(|f| std::io::Error::other(f.to_string()))?;
-            self.next += 1;
-            self.pos = 0;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

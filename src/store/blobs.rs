@@ -20,6 +20,7 @@ pub enum BlobKind {
     File,
     Archive,
     SideFile,
+    /// Written by earlier versions (spills are now files, see `spill.rs`); reclaimed at start.
     Spill,
 }
 
@@ -99,7 +100,7 @@ impl WriteFault {
         self.0.store(Self::OFF, Ordering::SeqCst);
     }
 
-    fn charge(&self, n: usize) -> Result<()> {
+    pub(crate) fn charge(&self, n: usize) -> Result<()> {
         let n = n as u64;
         let left = self
             .0

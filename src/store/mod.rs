@@ -9,11 +9,12 @@ pub mod data;
 pub mod exports;
 pub mod identity;
 pub mod rawdoc;
+pub mod spill;
 
 use crate::crypto::Key;
 use crate::fault::{Fault, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use blobs::{BlobKind, BlobMeta, BlobWriter};
@@ -40,6 +41,8 @@ pub struct Trees {
 
 pub struct Inner {
     pub db: sled::Db,
+    /// The data directory (spills are made under it).
+    pub dir: PathBuf,
     pub t: Trees,
     pub master: Key,
     org_keys: RwLock<HashMap<String, Key>>,
@@ -143,8 +146,11 @@ impl Store {
                 db.flush().map_err(|e| e.to_string())?;
             }
         }
+        spill::clear_spill_dir(dir)
+            .map_err(|e| format!("cannot prepare {}/{}: {e}", dir.display(), spill::SPILL_DIR))?;
         Ok(Store(Arc::new(Inner {
             db,
+            dir: dir.to_path_buf(),
             t,
             master,
             org_keys: RwLock::new(HashMap::new()),
