@@ -54,6 +54,17 @@ impl Key {
         Key::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// A key for one purpose, derived from this one: SHA-256(label ‖ 0 ‖ key). This key is
+    /// uniformly random, so one hash is a sound derivation, and the label keeps purposes apart.
+    pub fn derive(&self, label: &[u8]) -> Key {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(label);
+        h.update([0]);
+        h.update(self.0);
+        Key(h.finalize().into())
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

@@ -5,7 +5,7 @@
 //! segment, or the order or number of segments makes reads fail instead of returning bytes.
 
 use super::Store;
-use super::codec::{decode, encode};
+use super::codec::{Rec, RecordSeal};
 use crate::crypto::{Key, SEGMENT_LEN, STREAM_PREFIX_LEN, random_prefix};
 use crate::fault::{Fault, Result};
 use crate::model::ids::{ObjectId, now_iso};
@@ -305,7 +305,7 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(meta.id);
-        self.t.blob_meta.insert(meta.id.bytes(), encode(&stored))?;
+        self.put_rec(Rec::BlobMeta, meta.id.bytes(), &stored)?;
         Ok(BlobWriter {
             store: self.clone(),
             meta: stored,
@@ -319,11 +319,7 @@ impl Store {
     }
 
     pub fn blob_meta(&self, id: ObjectId) -> Result<Option<BlobMeta>> {
-        self.t
-            .blob_meta
-            .get(id.bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get_rec(Rec::BlobMeta, id.bytes())
     }
 
     /// Opens a completed blob of `org` for reading; a missing or foreign blob is a 404.
@@ -354,7 +350,7 @@ impl Store {
     /// Stores a finished blob's meta outside any other transaction.
     /// The blob stays pinned: the caller unpins it when done with it.
     pub fn commit_blob(&self, meta: &BlobMeta) -> Result<()> {
-        self.t.blob_meta.insert(meta.id.bytes(), encode(meta))?;
+        self.put_rec(Rec::BlobMeta, meta.id.bytes(), meta)?;
         Ok(())
     }
 
@@ -378,7 +374,7 @@ impl Store {
         for r in self.t.blob_meta.iter() {
             let (k, v) = r?;
             // a damaged meta is left alone (its reads fail): it must not stop the start
-            let Ok(m) = decode::<BlobMeta>(&v) else {
+            let Ok(m) = self.records.open::<BlobMeta>(Rec::BlobMeta, &k, &v) else {
                 tracing::error!(blob = %hex::encode(&k), "a blob meta is unreadable; left as it is");
                 continue;
             };
@@ -416,7 +412,7 @@ impl Store {
 
     /// Every blob meta, for checks and recounts.
     pub fn all_blob_metas(&self) -> Result<Vec<BlobMeta>> {
-        self.t.blob_meta.iter().map(|r| decode(&r?.1)).collect()
+        self.scan_rec(Rec::BlobMeta, b"")
     }
 }
 
@@ -434,14 +430,19 @@ fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Marks a blob as being deleted inside a transaction over `blob_meta`.
 pub fn mark_deleting(
+    rs: &RecordSeal,
     tx: &sled::transaction::TransactionalTree,
     id: ObjectId,
 ) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<Fault>> {
     if let Some(v) = tx.get(id.bytes())? {
-        let mut m: BlobMeta =
-            decode(&v).map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+        let mut m: BlobMeta = rs
+            .open(Rec::BlobMeta, id.bytes(), &v)
+            .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
         m.state = BlobState::Deleting;
-        tx.insert(id.bytes().as_slice(), encode(&m))?;
+        tx.insert(
+            id.bytes().as_slice(),
+            rs.seal(Rec::BlobMeta, id.bytes(), &m),
+        )?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Object definitions, sealed documents, file facets and the usage counters.
 
 use super::blobs::{BlobMeta, mark_deleting};
-use super::codec::{decode, encode};
+use super::codec::{Rec, RecordSeal, decode, encode};
 use super::{Store, key, prefix};
 use crate::fault::{Fault, Result};
 use crate::model::document::{RefCheck, StoredDoc};
@@ -11,11 +11,27 @@ use crate::model::schema::ObjectDef;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
 
-fn tx_usage(usage: &TransactionalTree, org: &str) -> std::result::Result<Usage, Tx<Fault>> {
+/// The org's usage counters, read inside a transaction.
+pub(crate) fn tx_usage(
+    rs: &RecordSeal,
+    usage: &TransactionalTree,
+    org: &str,
+) -> std::result::Result<Usage, Tx<Fault>> {
     match usage.get(org)? {
-        Some(v) => decode(&v).map_err(Tx::Abort),
+        Some(v) => rs.open(Rec::Usage, org.as_bytes(), &v).map_err(Tx::Abort),
         None => Ok(Usage::default()),
     }
+}
+
+/// Writes the org's usage counters inside a transaction.
+pub(crate) fn tx_put_usage(
+    rs: &RecordSeal,
+    usage: &TransactionalTree,
+    org: &str,
+    u: &Usage,
+) -> std::result::Result<(), Tx<Fault>> {
+    usage.insert(org, rs.seal(Rec::Usage, org.as_bytes(), u))?;
+    Ok(())
 }
 
 pub fn doc_key(org: &str, object: &str, id: ObjectId) -> Vec<u8> {
@@ -26,21 +42,13 @@ impl Store {
     // ---- object definitions ----
 
     pub fn list_objects(&self, org: &str) -> Result<Vec<ObjectDef>> {
-        self.t
-            .objects
-            .scan_prefix(prefix(&[org.as_bytes()]))
-            .map(|r| decode(&r?.1))
-            .collect()
+        self.scan_rec(Rec::Objects, &prefix(&[org.as_bytes()]))
     }
 
     /// Finds a definition by name or plural name.
     pub fn find_object(&self, org: &str, name: &str) -> Result<Option<ObjectDef>> {
-        if let Some(v) = self
-            .t
-            .objects
-            .get(key(&[org.as_bytes(), name.as_bytes()]))?
-        {
-            return decode(&v).map(Some);
+        if let Some(def) = self.get_rec(Rec::Objects, &key(&[org.as_bytes(), name.as_bytes()]))? {
+            return Ok(Some(def));
         }
         Ok(self
             .list_objects(org)?
@@ -49,9 +57,11 @@ impl Store {
     }
 
     pub fn put_object(&self, org: &str, def: &ObjectDef) -> Result<()> {
-        self.t
-            .objects
-            .insert(key(&[org.as_bytes(), def.name.as_bytes()]), encode(def))?;
+        self.put_rec(
+            Rec::Objects,
+            &key(&[org.as_bytes(), def.name.as_bytes()]),
+            def,
+        )?;
         self.flush()
     }
 
@@ -90,9 +100,9 @@ impl Store {
             for (k, v) in &sealed {
                 dt.insert(k.as_slice(), v.as_slice())?;
             }
-            let mut u = tx_usage(ut, org)?;
+            let mut u = tx_usage(&self.records, ut, org)?;
             *u.docs.entry(object.to_string()).or_default() += sealed.len() as u64;
-            ut.insert(org, encode(&u))?;
+            tx_put_usage(&self.records, ut, org, &u)?;
             Ok(())
         });
         res?;
@@ -114,7 +124,7 @@ impl Store {
                 return Err(Tx::Abort(Fault::not_found("document")));
             }
             dt.insert(k.as_slice(), v.as_slice())?;
-            release_files(ut, bt, org, &drop_metas)?;
+            release_files(&self.records, ut, bt, org, &drop_metas)?;
             Ok(())
         });
         res?;
@@ -136,12 +146,12 @@ impl Store {
             if dt.remove(k.as_slice())?.is_none() {
                 return Err(Tx::Abort(Fault::not_found("document")));
             }
-            release_files(ut, bt, org, &drop_metas)?;
-            let mut u = tx_usage(ut, org)?;
+            release_files(&self.records, ut, bt, org, &drop_metas)?;
+            let mut u = tx_usage(&self.records, ut, org)?;
             if let Some(n) = u.docs.get_mut(object) {
                 *n = n.saturating_sub(1);
             }
-            ut.insert(org, encode(&u))?;
+            tx_put_usage(&self.records, ut, org, &u)?;
             Ok(())
         });
         res?;
@@ -201,19 +211,19 @@ impl Store {
     ) -> Result<()> {
         let (k, v) = self.seal_doc(org, object, doc)?;
         let drop_metas = self.metas(&replaced.into_iter().collect::<Vec<_>>())?;
-        let bv = encode(blob);
+        let bv = self.records.seal(Rec::BlobMeta, blob.id.bytes(), blob);
         let res = (&self.t.docs, &self.t.usage, &self.t.blob_meta).transaction(|(dt, ut, bt)| {
             if dt.get(&k)?.is_none() {
                 return Err(Tx::Abort(Fault::not_found("document")));
             }
-            release_files(ut, bt, org, &drop_metas)?;
-            let mut u = tx_usage(ut, org)?;
+            release_files(&self.records, ut, bt, org, &drop_metas)?;
+            let mut u = tx_usage(&self.records, ut, org)?;
             if limit.is_some_and(|l| u.used() + blob.size > l) {
                 return Err(Tx::Abort(Fault::storage_limit()));
             }
             u.files_bytes += blob.size;
             u.files_count += 1;
-            ut.insert(org, encode(&u))?;
+            tx_put_usage(&self.records, ut, org, &u)?;
             dt.insert(k.as_slice(), v.as_slice())?;
             bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
             Ok(())
@@ -225,15 +235,15 @@ impl Store {
     }
 
     pub fn usage(&self, org: &str) -> Result<Usage> {
-        Ok(match self.t.usage.get(org)? {
-            Some(v) => decode(&v)?,
-            None => Usage::default(),
-        })
+        Ok(self
+            .get_rec(Rec::Usage, org.as_bytes())?
+            .unwrap_or_default())
     }
 }
 
 /// Releases file blobs inside a transaction: usage shrinks, metas become `Deleting`.
 fn release_files(
+    rs: &RecordSeal,
     ut: &TransactionalTree,
     bt: &TransactionalTree,
     org: &str,
@@ -242,13 +252,13 @@ fn release_files(
     if metas.is_empty() {
         return Ok(());
     }
-    let mut u = tx_usage(ut, org)?;
+    let mut u = tx_usage(rs, ut, org)?;
     for m in metas {
         u.files_bytes = u.files_bytes.saturating_sub(m.size);
         u.files_count = u.files_count.saturating_sub(1);
-        mark_deleting(bt, m.id)?;
+        mark_deleting(rs, bt, m.id)?;
     }
-    ut.insert(org, encode(&u))?;
+    tx_put_usage(rs, ut, org, &u)?;
     Ok(())
 }
 

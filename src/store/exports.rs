@@ -2,12 +2,12 @@
 //! agree with usage, the queue or a blob happens in one transaction.
 
 use super::blobs::{BlobMeta, mark_deleting};
-use super::codec::{decode, encode};
+use super::codec::{Rec, RecordSeal};
+use super::data::{tx_put_usage, tx_usage};
 use super::{Store, key, prefix};
 use crate::export::record::{DataFile, Event, ExportRecord, SideFile, State, Stats};
 use crate::fault::{Fault, Result};
 use crate::model::ids::{ObjectId, now_iso};
-use crate::model::org::Usage;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
 
@@ -19,18 +19,25 @@ fn queue_key(org: &str, seq: u64) -> Vec<u8> {
     key(&[org.as_bytes(), &seq.to_be_bytes()])
 }
 
-fn tx_get(t: &TransactionalTree, k: &[u8]) -> std::result::Result<Option<ExportRecord>, Tx<Fault>> {
+fn tx_get(
+    rs: &RecordSeal,
+    t: &TransactionalTree,
+    k: &[u8],
+) -> std::result::Result<Option<ExportRecord>, Tx<Fault>> {
     match t.get(k)? {
-        Some(v) => Ok(Some(decode(&v).map_err(Tx::Abort)?)),
+        Some(v) => Ok(Some(rs.open(Rec::Exports, k, &v).map_err(Tx::Abort)?)),
         None => Ok(None),
     }
 }
 
-fn tx_usage(t: &TransactionalTree, org: &str) -> std::result::Result<Usage, Tx<Fault>> {
-    match t.get(org)? {
-        Some(v) => decode(&v).map_err(Tx::Abort),
-        None => Ok(Usage::default()),
-    }
+fn tx_put(
+    rs: &RecordSeal,
+    t: &TransactionalTree,
+    k: &[u8],
+    rec: &ExportRecord,
+) -> std::result::Result<(), Tx<Fault>> {
+    t.insert(k, rs.seal(Rec::Exports, k, rec))?;
+    Ok(())
 }
 
 pub fn not_found() -> Fault {
@@ -47,10 +54,10 @@ impl Store {
     pub fn create_export(&self, rec: &ExportRecord, limit: Option<u64>) -> Result<()> {
         let k = export_key(&rec.org, rec.id);
         let qk = queue_key(&rec.org, rec.seq);
-        let v = encode(rec);
+        let v = self.records.seal(Rec::Exports, &k, rec);
         let res =
             (&self.t.exports, &self.t.export_queue, &self.t.usage).transaction(|(et, qt, ut)| {
-                let u = tx_usage(ut, &rec.org)?;
+                let u = tx_usage(&self.records, ut, &rec.org)?;
                 if limit.is_some_and(|l| u.used() >= l) {
                     return Err(Tx::Abort(Fault::storage_limit()));
                 }
@@ -69,11 +76,7 @@ impl Store {
     }
 
     pub fn get_export(&self, org: &str, id: ObjectId) -> Result<Option<ExportRecord>> {
-        self.t
-            .exports
-            .get(export_key(org, id))?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get_rec(Rec::Exports, &export_key(org, id))
     }
 
     /// The org's exports, newest first.
@@ -85,11 +88,14 @@ impl Store {
             .exports
             .scan_prefix(prefix(&[org.as_bytes()]))
             .rev()
-            .map(|r| decode(&r?.1))
+            .map(|r| {
+                let (k, v) = r?;
+                self.records.open(Rec::Exports, &k, &v)
+            })
     }
 
     pub fn all_exports(&self) -> Result<Vec<ExportRecord>> {
-        self.t.exports.iter().map(|r| decode(&r?.1)).collect()
+        self.scan_rec(Rec::Exports, b"")
     }
 
     /// Every export record that can be read; damaged ones are logged and left alone (reading
@@ -98,7 +104,7 @@ impl Store {
         let mut out = Vec::new();
         for r in self.t.exports.iter() {
             let (k, v) = r?;
-            match decode::<ExportRecord>(&v) {
+            match self.records.open::<ExportRecord>(Rec::Exports, &k, &v) {
                 Ok(rec) => out.push(rec),
                 Err(_) => tracing::error!(
                     key = %hex::encode(&k),
@@ -143,9 +149,9 @@ impl Store {
     {
         let k = export_key(org, id);
         let res = self.t.exports.transaction(|et| {
-            let mut rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+            let mut rec = tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
             f(&mut rec).map_err(Tx::Abort)?;
-            et.insert(k.as_slice(), encode(&rec))?;
+            tx_put(&self.records, et, &k, &rec)?;
             Ok(rec)
         });
         Ok(res?)
@@ -154,17 +160,12 @@ impl Store {
     pub fn add_event(&self, org: &str, id: ObjectId, ev: &Event) -> Result<()> {
         let seq = self.next_seq()?;
         let k = key(&[org.as_bytes(), id.bytes(), &seq.to_be_bytes()]);
-        self.t.export_events.insert(k, encode(ev))?;
+        self.put_rec(Rec::ExportEvents, &k, ev)?;
         Ok(())
     }
 
     pub fn events(&self, org: &str, id: ObjectId) -> Result<Vec<Event>> {
-        self.t
-            .export_events
-            .scan_prefix(prefix(&[org.as_bytes(), id.bytes()]))
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+        self.scan_rec(Rec::ExportEvents, &prefix(&[org.as_bytes(), id.bytes()]))
     }
 
     /// The run succeeded: one transaction makes the archive visible, counts it, flips the
@@ -180,7 +181,7 @@ impl Store {
         limit: Option<u64>,
     ) -> Result<ExportRecord> {
         let k = export_key(org, id);
-        let bv = encode(blob);
+        let bv = self.records.seal(Rec::BlobMeta, blob.id.bytes(), blob);
         let res = (
             &self.t.exports,
             &self.t.export_queue,
@@ -188,21 +189,22 @@ impl Store {
             &self.t.blob_meta,
         )
             .transaction(|(et, qt, ut, bt)| {
-                let mut rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                let mut rec =
+                    tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
                 if rec.state != State::Running {
                     return Err(Tx::Abort(Fault::conflict(
                         "state",
                         "The export is no longer running",
                     )));
                 }
-                let mut u = tx_usage(ut, org)?;
+                let mut u = tx_usage(&self.records, ut, org)?;
                 let size = blob.size + stats.side_size;
                 if limit.is_some_and(|l| u.used() + size > l) {
                     return Err(Tx::Abort(Fault::storage_limit()));
                 }
                 u.exports_bytes += size;
                 u.exports_count += 1;
-                ut.insert(org, encode(&u))?;
+                tx_put_usage(&self.records, ut, org, &u)?;
                 bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
                 rec.state = State::Ready;
                 rec.completed = Some(now_iso());
@@ -215,7 +217,7 @@ impl Store {
                     filename: format!("{}.zip", rec.base_name()),
                 });
                 qt.remove(queue_key(org, rec.seq))?;
-                et.insert(k.as_slice(), encode(&rec))?;
+                tx_put(&self.records, et, &k, &rec)?;
                 Ok(rec)
             });
         let rec = res?;
@@ -235,7 +237,7 @@ impl Store {
         let k = export_key(org, id);
         let fj = serde_json::to_string(fault).unwrap_or_default();
         let res = (&self.t.exports, &self.t.export_queue).transaction(|(et, qt)| {
-            let Some(mut rec) = tx_get(et, &k)? else {
+            let Some(mut rec) = tx_get(&self.records, et, &k)? else {
                 return Ok(None);
             };
             if matches!(rec.state, State::Ready | State::Error) {
@@ -245,7 +247,7 @@ impl Store {
             rec.fault = Some(fj.clone());
             rec.completed = Some(now_iso());
             qt.remove(queue_key(org, rec.seq))?;
-            et.insert(k.as_slice(), encode(&rec))?;
+            tx_put(&self.records, et, &k, &rec)?;
             Ok(Some(rec))
         });
         let rec = res?;
@@ -266,7 +268,10 @@ impl Store {
         blob: &BlobMeta,
     ) -> Result<()> {
         let k = key(&[org.as_bytes(), export.bytes(), &file.n.to_be_bytes()]);
-        let (fv, bv) = (encode(file), encode(blob));
+        let (fv, bv) = (
+            self.records.seal(Rec::ExportFiles, &k, file),
+            self.records.seal(Rec::BlobMeta, blob.id.bytes(), blob),
+        );
         let res = (&self.t.export_files, &self.t.blob_meta).transaction(|(ft, bt)| {
             ft.insert(k.as_slice(), fv.as_slice())?;
             bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
@@ -288,16 +293,18 @@ impl Store {
         self.t
             .export_files
             .scan_prefix(prefix(&[org.as_bytes(), export.bytes()]))
-            .values()
             .skip(skip)
             .take(limit)
-            .map(|v| decode(&v?))
+            .map(|r| {
+                let (k, v) = r?;
+                self.records.open(Rec::ExportFiles, &k, &v)
+            })
             .collect()
     }
 
     pub fn side_file(&self, org: &str, export: ObjectId, n: u32) -> Result<Option<SideFile>> {
         let k = key(&[org.as_bytes(), export.bytes(), &n.to_be_bytes()]);
-        self.t.export_files.get(k)?.map(|v| decode(&v)).transpose()
+        self.get_rec(Rec::ExportFiles, &k)
     }
 
     pub fn count_side_files(&self, org: &str, export: ObjectId) -> Result<u64> {
@@ -317,7 +324,7 @@ impl Store {
             .scan_prefix(prefix(&[org.as_bytes(), export.bytes()]))
         {
             let (k, v) = r?;
-            let f: SideFile = decode(&v)?;
+            let f: SideFile = self.records.open(Rec::ExportFiles, &k, &v)?;
             self.remove_blob_data(f.blob)?;
             self.t.export_files.remove(k)?;
         }
@@ -329,8 +336,11 @@ impl Store {
         self.t
             .export_files
             .iter()
-            .values()
-            .map(|v| decode::<SideFile>(&v?).map(|f| f.blob))
+            .map(|r| {
+                let (k, v) = r?;
+                let f: SideFile = self.records.open(Rec::ExportFiles, &k, &v)?;
+                Ok(f.blob)
+            })
             .collect()
     }
 
@@ -344,14 +354,14 @@ impl Store {
             &self.t.blob_meta,
         )
             .transaction(|(et, qt, ut, bt)| {
-                let rec = tx_get(et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                let rec = tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
                 if let Some(df) = &rec.data_file {
-                    let mut u = tx_usage(ut, org)?;
+                    let mut u = tx_usage(&self.records, ut, org)?;
                     let size = df.size + rec.stats.as_ref().map_or(0, |s| s.side_size);
                     u.exports_bytes = u.exports_bytes.saturating_sub(size);
                     u.exports_count = u.exports_count.saturating_sub(1);
-                    ut.insert(org, encode(&u))?;
-                    mark_deleting(bt, df.blob)?;
+                    tx_put_usage(&self.records, ut, org, &u)?;
+                    mark_deleting(&self.records, bt, df.blob)?;
                 }
                 qt.remove(queue_key(org, rec.seq))?;
                 et.remove(k.as_slice())?;

@@ -1,6 +1,6 @@
 //! Orgs, accounts, API tokens and sessions.
 
-use super::codec::{decode, encode};
+use super::codec::Rec;
 use super::{Store, key, org_key_aad, prefix};
 use crate::crypto::Key;
 use crate::fault::{Fault, Result};
@@ -11,11 +11,11 @@ use sled::transaction::ConflictableTransactionError as Tx;
 
 impl Store {
     pub fn get_org(&self, code: &str) -> Result<Option<Org>> {
-        self.t.orgs.get(code)?.map(|v| decode(&v)).transpose()
+        self.get_rec(Rec::Orgs, code.as_bytes())
     }
 
     pub fn list_orgs(&self) -> Result<Vec<Org>> {
-        self.t.orgs.iter().map(|r| decode(&r?.1)).collect()
+        self.scan_rec(Rec::Orgs, b"")
     }
 
     /// Creates an org with a fresh data key and webhook secret; 409 if the code is taken.
@@ -32,7 +32,10 @@ impl Store {
             wrapped_key: self.master.wrap(&org_key_aad(code), &data_key),
             webhook_secret: data_key.seal(b"webhook_secret", secret.as_bytes()),
         };
-        let value = encode(&org);
+        let value = self.records.seal(Rec::Orgs, code.as_bytes(), &org);
+        let usage_value = self
+            .records
+            .seal(Rec::Usage, code.as_bytes(), &Usage::default());
         let res = (&self.t.orgs, &self.t.usage).transaction(|(orgs, usage)| {
             if orgs.get(code)?.is_some() {
                 return Err(Tx::Abort(Fault::exists(
@@ -41,7 +44,7 @@ impl Store {
                 )));
             }
             orgs.insert(code, value.clone())?;
-            usage.insert(code, encode(&Usage::default()))?;
+            usage.insert(code, usage_value.clone())?;
             Ok(())
         });
         res?;
@@ -50,7 +53,7 @@ impl Store {
     }
 
     pub fn put_org(&self, org: &Org) -> Result<()> {
-        self.t.orgs.insert(org.code.as_str(), encode(org))?;
+        self.put_rec(Rec::Orgs, org.code.as_bytes(), org)?;
         self.flush()
     }
 
@@ -72,11 +75,7 @@ impl Store {
     // ---- accounts ----
 
     pub fn get_account(&self, org: &str, id: ObjectId) -> Result<Option<Account>> {
-        self.t
-            .accounts
-            .get(key(&[org.as_bytes(), id.bytes()]))?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get_rec(Rec::Accounts, &key(&[org.as_bytes(), id.bytes()]))
     }
 
     pub fn account_by_email(&self, org: &str, email: &str) -> Result<Option<Account>> {
@@ -91,11 +90,7 @@ impl Store {
     }
 
     pub fn list_accounts(&self, org: &str) -> Result<Vec<Account>> {
-        self.t
-            .accounts
-            .scan_prefix(prefix(&[org.as_bytes()]))
-            .map(|r| decode(&r?.1))
-            .collect()
+        self.scan_rec(Rec::Accounts, &prefix(&[org.as_bytes()]))
     }
 
     /// Creates the account and its first token in one transaction (409 on a taken email).
@@ -111,7 +106,10 @@ impl Store {
         ]);
         let acct_key = key(&[acct.org.as_bytes(), acct.id.bytes()]);
         let tok_id_key = key(&[acct.org.as_bytes(), tok.id.bytes()]);
-        let (av, tv) = (encode(acct), encode(tok));
+        let (av, tv) = (
+            self.records.seal(Rec::Accounts, &acct_key, acct),
+            self.records.seal(Rec::Tokens, token_hash, tok),
+        );
         let res = (
             &self.t.accounts,
             &self.t.account_emails,
@@ -137,7 +135,7 @@ impl Store {
 
     pub fn add_token(&self, token_hash: &[u8; 32], tok: &TokenRec) -> Result<()> {
         let tok_id_key = key(&[tok.org.as_bytes(), tok.id.bytes()]);
-        let tv = encode(tok);
+        let tv = self.records.seal(Rec::Tokens, token_hash, tok);
         let res = (&self.t.tokens, &self.t.token_ids).transaction(|(tokens, ids)| {
             tokens.insert(token_hash.as_slice(), tv.as_slice())?;
             ids.insert(tok_id_key.as_slice(), token_hash.as_slice())?;
@@ -148,11 +146,7 @@ impl Store {
     }
 
     pub fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRec>> {
-        self.t
-            .tokens
-            .get(token_hash)?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get_rec(Rec::Tokens, token_hash)
     }
 
     /// Revokes a token of `account`; 404 when it is not one of theirs.
@@ -163,7 +157,11 @@ impl Store {
                 return Err(Tx::Abort(Fault::not_found("token")));
             };
             let rec: Option<TokenRec> = match tokens.get(&hash)? {
-                Some(v) => Some(decode(&v).map_err(Tx::Abort)?),
+                Some(v) => Some(
+                    self.records
+                        .open(Rec::Tokens, &hash, &v)
+                        .map_err(Tx::Abort)?,
+                ),
                 None => None,
             };
             if rec.is_some_and(|r| r.account != account) {
@@ -180,16 +178,12 @@ impl Store {
     // ---- sessions ----
 
     pub fn put_session(&self, sid_hash: &[u8; 32], s: &Session) -> Result<()> {
-        self.t.sessions.insert(sid_hash, encode(s))?;
+        self.put_rec(Rec::Sessions, sid_hash, s)?;
         self.flush()
     }
 
     pub fn session(&self, sid_hash: &[u8; 32]) -> Result<Option<Session>> {
-        self.t
-            .sessions
-            .get(sid_hash)?
-            .map(|v| decode(&v))
-            .transpose()
+        self.get_rec(Rec::Sessions, sid_hash)
     }
 
     pub fn delete_session(&self, sid_hash: &[u8; 32]) -> Result<()> {
@@ -202,7 +196,7 @@ impl Store {
         let mut n = 0;
         for r in self.t.sessions.iter() {
             let (k, v) = r?;
-            let s: Session = decode(&v)?;
+            let s: Session = self.records.open(Rec::Sessions, &k, &v)?;
             if s.expires <= now {
                 self.t.sessions.remove(k)?;
                 n += 1;

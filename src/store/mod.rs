@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use blobs::{BlobKind, BlobMeta, BlobWriter};
+use codec::{Rec, RecordSeal};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The trees of DESIGN.md ("Storage").
 pub struct Trees {
@@ -39,12 +42,32 @@ pub struct Trees {
     pub usage: sled::Tree,
 }
 
+impl Trees {
+    /// The tree that holds the records of `rec`.
+    pub fn of(&self, rec: Rec) -> &sled::Tree {
+        match rec {
+            Rec::Orgs => &self.orgs,
+            Rec::Accounts => &self.accounts,
+            Rec::Tokens => &self.tokens,
+            Rec::Sessions => &self.sessions,
+            Rec::Objects => &self.objects,
+            Rec::Exports => &self.exports,
+            Rec::ExportEvents => &self.export_events,
+            Rec::ExportFiles => &self.export_files,
+            Rec::BlobMeta => &self.blob_meta,
+            Rec::Usage => &self.usage,
+        }
+    }
+}
+
 pub struct Inner {
     pub db: sled::Db,
     /// The data directory (spills are made under it).
     pub dir: PathBuf,
     pub t: Trees,
     pub master: Key,
+    /// Seals every metadata record (see [`codec::RecordSeal`]).
+    pub records: RecordSeal,
     org_keys: RwLock<HashMap<String, Key>>,
     /// Test-only fault injection at the blob writer (see [`blobs::WriteFault`]).
     #[doc(hidden)]
@@ -62,6 +85,10 @@ impl std::ops::Deref for Store {
 }
 
 const KEY_CHECK: &[u8] = b"master_key_check";
+/// What `KEY_CHECK` seals once every metadata record is sealed (before: `exportd`). Only the
+/// master key can write it, so plain records cannot be slipped in by marking the database
+/// as not yet upgraded.
+const FORMAT_SEALED: &[u8] = b"exportd.records-sealed";
 
 /// Default size of sled's page cache, MiB (`--cache-mb`).
 pub const DEFAULT_CACHE_MB: u64 = 32;
@@ -130,28 +157,36 @@ impl Store {
             usage: open("usage")?,
         };
         check_clean_shutdown(dir, &t.meta)?;
-        match t.meta.get(KEY_CHECK).map_err(|e| e.to_string())? {
-            Some(sealed) => {
-                master.open(KEY_CHECK, &sealed).map_err(|_| {
-                    format!(
-                        "the master key does not match the data in {}",
-                        dir.display()
-                    )
-                })?;
-            }
-            None => {
-                t.meta
-                    .insert(KEY_CHECK, master.seal(KEY_CHECK, b"exportd"))
-                    .map_err(|e| e.to_string())?;
-                db.flush().map_err(|e| e.to_string())?;
-            }
+        let records = RecordSeal::new(&master);
+        let format = match t.meta.get(KEY_CHECK).map_err(|e| e.to_string())? {
+            Some(sealed) => master.open(KEY_CHECK, &sealed).map_err(|_| {
+                format!(
+                    "the master key does not match the data in {}",
+                    dir.display()
+                )
+            })?,
+            None => FORMAT_SEALED.to_vec(),
+        };
+        if format != FORMAT_SEALED {
+            // a database of an earlier version, whose metadata records were plain
+            let n = seal_plain_records(&t, &records)
+                .map_err(|e| format!("cannot upgrade the database in {}: {e}", dir.display()))?;
+            tracing::info!(
+                records = n,
+                "sealed the metadata records of an earlier version"
+            );
         }
+        t.meta
+            .insert(KEY_CHECK, master.seal(KEY_CHECK, FORMAT_SEALED))
+            .and_then(|_| db.flush())
+            .map_err(|e| e.to_string())?;
         spill::clear_spill_dir(dir)
             .map_err(|e| format!("cannot prepare {}/{}: {e}", dir.display(), spill::SPILL_DIR))?;
         Ok(Store(Arc::new(Inner {
             db,
             dir: dir.to_path_buf(),
             t,
+            records,
             master,
             org_keys: RwLock::new(HashMap::new()),
             blob_write_fault: blobs::WriteFault::from_env(),
@@ -180,6 +215,31 @@ impl Store {
             std::fs::File::open(dir)?.sync_all()
         };
         write().map_err(|e| format!("cannot record the clean shutdown in {}: {e}", dir.display()))
+    }
+
+    pub fn get_rec<T: DeserializeOwned>(&self, rec: Rec, key: &[u8]) -> Result<Option<T>> {
+        self.t
+            .of(rec)
+            .get(key)?
+            .map(|v| self.records.open(rec, key, &v))
+            .transpose()
+    }
+
+    pub fn put_rec<T: Serialize>(&self, rec: Rec, key: &[u8], v: &T) -> Result<()> {
+        self.t.of(rec).insert(key, self.records.seal(rec, key, v))?;
+        Ok(())
+    }
+
+    /// Every record of `rec` whose key starts with `prefix`, in key order.
+    pub fn scan_rec<T: DeserializeOwned>(&self, rec: Rec, prefix: &[u8]) -> Result<Vec<T>> {
+        self.t
+            .of(rec)
+            .scan_prefix(prefix)
+            .map(|r| {
+                let (k, v) = r?;
+                self.records.open(rec, &k, &v)
+            })
+            .collect()
     }
 
     /// Makes acknowledged writes durable before the response goes out.
@@ -246,6 +306,23 @@ fn check_clean_shutdown(dir: &Path, meta: &sled::Tree) -> std::result::Result<()
         .map_err(|e| format!("cannot remove {}: {e}", path.display()))
 }
 
+/// Seals every plain record left by an earlier version, tree by tree (idempotent: a crash
+/// midway is finished at the next start, since `KEY_CHECK` is rewritten only after).
+fn seal_plain_records(t: &Trees, records: &RecordSeal) -> std::result::Result<usize, sled::Error> {
+    let mut n = 0;
+    for rec in Rec::ALL {
+        let tree = t.of(rec);
+        for r in tree.iter() {
+            let (k, v) = r?;
+            if let Some(sealed) = records.upgrade(rec, &k, &v) {
+                tree.insert(k, sealed)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Runs `f`, turning a panic into `Err(its message)` without the panic hook's report (only
 /// for panics on this thread while `f` runs; other threads report as usual).
 fn quiet_catch<T>(
@@ -303,4 +380,64 @@ where
     T: Send + 'static,
 {
     actix_web::web::block(f).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::{SEALED, encode};
+
+    /// Rewrites the database as an earlier version left it: plain records, the old mark.
+    fn downgrade(store: &Store) {
+        for rec in Rec::ALL {
+            let tree = store.t.of(rec);
+            for r in tree.iter() {
+                let (k, v) = r.unwrap();
+                let plain = &store.records.open_plain(rec, &k, &v).unwrap();
+                tree.insert(k, plain.as_slice()).unwrap();
+            }
+        }
+        store
+            .t
+            .meta
+            .insert(KEY_CHECK, store.master.seal(KEY_CHECK, b"exportd"))
+            .unwrap();
+        store.db.flush().unwrap();
+    }
+
+    #[test]
+    fn plain_records_of_an_earlier_version_are_sealed_at_start_and_refused_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = Key::random();
+        let store = Store::open(dir.path(), master.clone()).unwrap();
+        let org = store.create_org("acme", "Acme", Some(1000)).unwrap();
+        let raw = store.t.orgs.get("acme").unwrap().unwrap();
+        assert_eq!(raw[0], SEALED);
+        downgrade(&store);
+        assert_eq!(
+            store.t.orgs.get("acme").unwrap().unwrap()[0],
+            codec::VERSION
+        );
+        drop(store);
+
+        let store = Store::open(dir.path(), master.clone()).unwrap();
+        for rec in Rec::ALL {
+            for r in store.t.of(rec).iter() {
+                assert_eq!(r.unwrap().1[0], SEALED, "{rec:?}");
+            }
+        }
+        let got = store.get_org("acme").unwrap().unwrap();
+        assert_eq!((got.id, got.storage_limit), (org.id, Some(1000)));
+        assert_eq!(store.usage("acme").unwrap().used(), 0);
+
+        // after the upgrade a planted plain record is a fault, also after a restart
+        let mut forged = got.clone();
+        forged.storage_limit = None;
+        store.t.orgs.insert("acme", encode(&forged)).unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), master).unwrap();
+        let err = store.get_org("acme").unwrap_err();
+        assert_eq!(err.err_code, "cortex.error.integrity");
+    }
 }
