@@ -262,21 +262,23 @@ async fn get_export(
     let store = state.store.clone();
     let org = caller.org.code.clone();
     // one record (and its events): point reads served from the cache, inline like auth
-    let v = (move || -> Result<Value> {
-        let r = load(&store, &org, id)?;
-        let mut v = r.to_json();
-        if with_events {
-            v["events"] = Value::Array(
-                store
-                    .events(&org, id)?
-                    .iter()
-                    .map(|e| e.to_json())
-                    .collect(),
-            );
-        }
-        Ok(v)
-    })()?;
-    Ok(HttpResponse::Ok().json(v))
+    let r = load(&store, &org, id)?;
+    if !with_events {
+        return Ok(HttpResponse::Ok().json(r.view()));
+    }
+    let events = store.events(&org, id)?;
+    Ok(HttpResponse::Ok().json(WithEvents {
+        export: r.view(),
+        events: events.iter().map(|e| e.to_json()).collect(),
+    }))
+}
+
+/// An export with its event log (`include=events`).
+#[derive(serde::Serialize)]
+struct WithEvents<'a> {
+    #[serde(flatten)]
+    export: crate::export::record::ExportView<'a>,
+    events: Vec<Value>,
 }
 
 async fn delete_export(
