@@ -23,6 +23,15 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
         Some(t) => t.clone(),
         None => load_or_create_system_token(&config.data_dir)?,
     };
+    let swept = store
+        .sweep_export_leftovers()
+        .map_err(|e| format!("cannot sweep what interrupted exports left: {e}"))?;
+    if swept > 0 {
+        tracing::info!(
+            swept,
+            "removed side files and events of exports that are gone"
+        );
+    }
     let reclaimed = store
         .reclaim_blobs()
         .map_err(|e| format!("cannot reclaim unfinished blobs: {e}"))?;

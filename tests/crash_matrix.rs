@@ -354,11 +354,13 @@ fn in_flight(l: &Ledger) -> (usize, usize, usize) {
     )
 }
 
-/// Debris a crash may leave and the start-up reclaim removes, by blob id.
+/// Debris a crash may leave and the start-up reclaim and sweep remove, by blob or export id.
 fn debris_id(problem: &str) -> Option<String> {
     let rest = problem
         .strip_prefix("orphan blob ")
-        .or_else(|| problem.strip_prefix("segments of blob "))?;
+        .or_else(|| problem.strip_prefix("segments of blob "))
+        .or_else(|| problem.strip_prefix("side files of export "))
+        .or_else(|| problem.strip_prefix("events of export "))?;
     Some(rest.split_whitespace().next()?.to_string())
 }
 

@@ -45,6 +45,7 @@ pub fn sweep(store: &Store, exports: &ExportService) -> crate::fault::Result<usi
         }
     }
     store.purge_sessions(chrono::Utc::now().timestamp())?;
+    store.sweep_export_leftovers()?;
     store.reclaim_blobs()?;
     Ok(n)
 }

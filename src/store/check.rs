@@ -1,5 +1,6 @@
 //! A consistency check of the whole store: every blob is referenced and complete, every
-//! segment has its blob, and the usage counters equal a recount. Used by tests (crash and
+//! segment has its blob, side files and events belong to live exports, and the usage
+//! counters equal a recount. Used by tests (crash and
 //! recovery) and available to operators.
 
 use super::Store;
@@ -64,6 +65,7 @@ impl Store {
                 problems.push(format!("export {} is ready without a data file", rec.id));
             }
         }
+        problems.extend(self.orphan_export_records()?);
         for b in self.all_side_file_blobs()? {
             referenced.insert(b);
         }

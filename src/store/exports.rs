@@ -40,6 +40,27 @@ fn tx_put(
     Ok(())
 }
 
+/// The distinct (org, export id) pairs that keys of `tree` (org ‖ 0 ‖ id ‖ 0 ‖ …) start with.
+fn export_prefixes(tree: &sled::Tree) -> Result<Vec<(String, ObjectId)>> {
+    let mut out: Vec<(String, ObjectId)> = Vec::new();
+    for k in tree.iter().keys() {
+        let k = k?;
+        let Some(sep) = k.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let (Ok(org), Some(id)) = (
+            std::str::from_utf8(&k[..sep]),
+            k.get(sep + 1..sep + 13).and_then(ObjectId::from_slice),
+        ) else {
+            continue;
+        };
+        if out.last().is_none_or(|(o, i)| o != org || *i != id) {
+            out.push((org.to_string(), id));
+        }
+    }
+    Ok(out)
+}
+
 pub fn not_found() -> Fault {
     Fault::new(
         crate::fault::Category::NotFound,
@@ -157,7 +178,12 @@ impl Store {
         Ok(res?)
     }
 
+    /// Appends to the export's event log; an export that is gone (deleted while its run or
+    /// hook was finishing) gets none, so no log outlives its export.
     pub fn add_event(&self, org: &str, id: ObjectId, ev: &Event) -> Result<()> {
+        if !self.t.exports.contains_key(export_key(org, id))? {
+            return Ok(());
+        }
         let seq = self.next_seq()?;
         let k = key(&[org.as_bytes(), id.bytes(), &seq.to_be_bytes()]);
         self.put_rec(Rec::ExportEvents, &k, ev)?;
@@ -385,6 +411,67 @@ impl Store {
         self.flush()
     }
 
+    /// Removes what a crash in a delete or a failure (or a run that outlived its export's
+    /// deletion) left behind: side files of exports that are gone or did not end `ready`,
+    /// and event logs of exports that are gone. Returns how many exports were cleaned.
+    pub fn sweep_export_leftovers(&self) -> Result<usize> {
+        let mut n = 0;
+        for (org, id) in export_prefixes(&self.t.export_files)? {
+            let stale = match self.get_export(&org, id) {
+                Ok(Some(rec)) => !matches!(rec.state, State::Running | State::Ready),
+                Ok(None) => true,
+                // a damaged record is left alone, with what hangs off it
+                Err(_) => false,
+            };
+            if stale {
+                self.remove_side_files(&org, id)?;
+                n += 1;
+            }
+        }
+        for (org, id) in export_prefixes(&self.t.export_events)? {
+            if !self.t.exports.contains_key(export_key(&org, id))? {
+                let mut batch = sled::Batch::default();
+                for k in self
+                    .t
+                    .export_events
+                    .scan_prefix(prefix(&[org.as_bytes(), id.bytes()]))
+                    .keys()
+                {
+                    batch.remove(k?);
+                }
+                self.t.export_events.apply_batch(batch)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Side-file and event keys (org ‖ export id ‖ …) whose export is not in `exports`.
+    pub fn orphan_export_records(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (tree, what, only_running_or_ready) in [
+            (&self.t.export_files, "side files", true),
+            (&self.t.export_events, "events", false),
+        ] {
+            for (org, id) in export_prefixes(tree)? {
+                match self.get_export(&org, id)? {
+                    None => out.push(format!("{what} of export {id} of {org}, which is gone")),
+                    Some(rec)
+                        if only_running_or_ready
+                            && !matches!(rec.state, State::Running | State::Ready) =>
+                    {
+                        out.push(format!(
+                            "side files of export {id} of {org}, which is {}",
+                            rec.state.name()
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// At start: exports found `running` go back to `pending`, keeping their queue position.
     pub fn recover_running(&self) -> Result<Vec<ExportRecord>> {
         let mut out = Vec::new();
@@ -408,5 +495,144 @@ impl Store {
         }
         self.flush()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+    use crate::export::record::{Format, Progress};
+    use crate::store::BlobKind;
+
+    fn record(store: &Store, org: &str) -> ExportRecord {
+        ExportRecord {
+            id: ObjectId::new(),
+            org: org.into(),
+            label: "x".into(),
+            description: None,
+            state: State::Pending,
+            format: Format::Ndjson,
+            object: "c_a".into(),
+            objects: "c_as".into(),
+            export_files: true,
+            zip_files: false,
+            paths: vec![],
+            include: vec![],
+            expand: vec![],
+            where_json: None,
+            after_script: None,
+            principal: None,
+            prefix: None,
+            csv_escape_formulas: false,
+            progress: Progress::default(),
+            stats: None,
+            data_file: None,
+            fault: None,
+            created: now_iso(),
+            started: None,
+            completed: None,
+            expires_at: "9999-01-01T00:00:00.000Z".into(),
+            creator: ObjectId::new(),
+            seq: store.next_seq().unwrap(),
+        }
+    }
+
+    /// A running export with one side file and a few events.
+    fn running_with_side_file(store: &Store) -> ExportRecord {
+        let rec = record(store, "acme");
+        store.create_export(&rec, None).unwrap();
+        store
+            .update_export("acme", rec.id, |r| {
+                r.state = State::Running;
+                Ok(())
+            })
+            .unwrap();
+        let mut w = store.blob_writer("acme", BlobKind::SideFile).unwrap();
+        w.write_all(b"side file bytes").unwrap();
+        let blob = w.finish().unwrap();
+        let file = SideFile {
+            n: 0,
+            blob: blob.id,
+            mime: "text/plain".into(),
+            filename: "a.txt".into(),
+            size: blob.size,
+            sha256: blob.sha256.clone(),
+            source: "/c_as/x/c_f/content".into(),
+        };
+        store.add_side_file("acme", rec.id, &file, &blob).unwrap();
+        store
+            .add_event(
+                "acme",
+                rec.id,
+                &Event::new("started", serde_json::json!({})),
+            )
+            .unwrap();
+        rec
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_deletes_and_failures_are_found_and_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Key::random()).unwrap();
+        store.create_org("acme", "Acme", None).unwrap();
+
+        // a crash right after delete's transaction: the record and queue entry are gone,
+        // its side file and events are not
+        let deleted = running_with_side_file(&store);
+        store
+            .t
+            .exports
+            .remove(export_key("acme", deleted.id))
+            .unwrap();
+        store
+            .t
+            .export_queue
+            .remove(queue_key("acme", deleted.seq))
+            .unwrap();
+        // a crash right after finish_error's transaction: `error`, its side file kept
+        let failed = running_with_side_file(&store);
+        store
+            .update_export("acme", failed.id, |r| {
+                r.state = State::Error;
+                Ok(())
+            })
+            .unwrap();
+        store
+            .t
+            .export_queue
+            .remove(queue_key("acme", failed.seq))
+            .unwrap();
+        // a live run keeps its side file and events
+        let live = running_with_side_file(&store);
+
+        let problems = store.check_consistency().unwrap();
+        let about = |id: ObjectId| problems.iter().filter(|p| p.contains(&id.to_hex())).count();
+        assert_eq!(
+            (about(deleted.id), about(failed.id), about(live.id)),
+            (2, 1, 0),
+            "{problems:#?}"
+        );
+        // an event for an export that is gone is not written
+        store
+            .add_event(
+                "acme",
+                deleted.id,
+                &Event::new("late", serde_json::json!({})),
+            )
+            .unwrap();
+
+        assert_eq!(store.sweep_export_leftovers().unwrap(), 3);
+        assert_eq!(store.check_consistency().unwrap(), Vec::<String>::new());
+        assert!(store.events("acme", deleted.id).unwrap().is_empty());
+        assert!(
+            store
+                .side_files("acme", failed.id, 0, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.side_files("acme", live.id, 0, 10).unwrap().len(), 1);
+        assert_eq!(store.events("acme", live.id).unwrap().len(), 2);
+        assert_eq!(store.sweep_export_leftovers().unwrap(), 0);
     }
 }
