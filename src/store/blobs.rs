@@ -448,14 +448,8 @@ pub fn mark_deleting(
 }
 
 impl Store {
-    /// Keeps a completed blob safe from the reclaimer while a run uses it (CSV spills).
-    pub fn pin_blob(&self, id: ObjectId) {
-        active()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
-    }
-
+    /// Lets the reclaimer have a blob whose writer finished (its meta is now committed,
+    /// or it is being removed).
     pub fn unpin_blob(&self, id: ObjectId) {
         active()
             .lock()
