@@ -3615,6 +3615,24 @@ async fn files_ranges_and_conditional_get() {
     assert_eq!(hdr(&h, "etag"), etag);
     let (s, _, b) = send(&app.svc, get(None, Some("\"other\"".into()))).await;
     assert_eq!((s, b.as_slice()), (200, bytes.as_slice()));
+    // If-None-Match compares weakly: W/"etag" is a hit, in a list too
+    let (s, _, b) = send(&app.svc, get(None, Some(format!("\"x\", W/{etag}")))).await;
+    assert_eq!((s, b.len()), (304, 0));
+    // If-Range: the Range holds only for this strong ETag; otherwise the whole content
+    let ranged = |if_range: &str| {
+        get(Some("bytes=2-4"), None).insert_header(("If-Range", if_range.to_string()))
+    };
+    let (s, _, b) = send(&app.svc, ranged(&etag)).await;
+    assert_eq!((s, b.as_slice()), (206, b"234".as_slice()));
+    for stale in [
+        "\"other\"".to_string(),
+        format!("W/{etag}"),
+        "Sat, 29 Nov 2026 10:00:00 GMT".to_string(),
+    ] {
+        let (s, h, b) = send(&app.svc, ranged(&stale)).await;
+        assert_eq!((s, b.as_slice()), (200, bytes.as_slice()), "{stale}");
+        assert_eq!(hdr(&h, "etag"), etag);
+    }
 }
 
 #[actix_web::test]

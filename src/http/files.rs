@@ -386,7 +386,24 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeReq {
     }
 }
 
-/// Streams a blob with ETag, If-None-Match, single Range and Content-Disposition.
+/// Whether an `If-None-Match` list names `etag`, by weak comparison (RFC 9110 §13.1.2:
+/// `W/"x"` matches `"x"`).
+fn none_match_hits(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// Whether a `Range` is to be honoured under `If-Range`: only if the validator is this
+/// strong ETag (a date never holds: no Last-Modified is sent); otherwise the whole
+/// content goes out, as a resuming client expects when what it holds has changed.
+fn if_range_holds(header: Option<&str>, etag: &str) -> bool {
+    header.is_none_or(|v| v.trim() == etag)
+}
+
+/// Streams a blob with ETag, If-None-Match, single Range (with If-Range) and
+/// Content-Disposition.
 pub async fn serve_blob(
     req: &HttpRequest,
     store: Store,
@@ -402,15 +419,17 @@ pub async fn serve_blob(
         .headers()
         .get("If-None-Match")
         .and_then(|v| v.to_str().ok());
-    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if inm.is_some_and(|v| none_match_hits(v, &etag)) {
         return Ok(HttpResponse::NotModified()
             .insert_header(("ETag", etag))
             .finish());
     }
-    let range = parse_range(
-        req.headers().get("Range").and_then(|v| v.to_str().ok()),
-        size,
-    );
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let range = if if_range_holds(header("If-Range"), &etag) {
+        parse_range(header("Range"), size)
+    } else {
+        RangeReq::Full
+    };
     let (status, start, end) = match range {
         RangeReq::Full => (StatusCode::OK, 0, size),
         RangeReq::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
