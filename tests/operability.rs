@@ -113,6 +113,41 @@ async fn metrics_count_exports_queues_and_faults() {
     );
     assert!(after.contains("exportd_export_duration_seconds_count"));
     assert!(after.contains("exportd_exports_running"));
+
+    // a cancel counts whether the export was running or still waiting in its queue: the
+    // second of two exports of 5,000 documents is cancelled while the first one runs
+    let lines: Vec<_> = (0..5000).map(|n| json!({"c_n": n})).collect();
+    bulk(&app.svc, &tok, "/acme/v2/c_xs", &lines).await;
+    let before = metrics(&app.svc).await;
+    let mut ids = Vec::new();
+    for label in ["first", "second"] {
+        let (s, v) = call(
+            &app.svc,
+            "POST",
+            "/acme/v2/exports",
+            Some(&tok),
+            Some(json!({"label": label, "objects": "c_xs"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["_id"].as_str().unwrap().to_string());
+    }
+    let (s, v) = call(
+        &app.svc,
+        "POST",
+        &format!("/acme/v2/exports/{}/cancel", ids[1]),
+        Some(&tok),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    wait_ready(&app.svc, &tok, "acme", &ids[0]).await;
+    let after = metrics(&app.svc).await;
+    assert!(
+        value(&after, "exportd_exports_cancelled_total")
+            >= value(&before, "exportd_exports_cancelled_total") + 1.0,
+        "{after}"
+    );
 }
 
 async fn metrics<S: TestService>(svc: &S) -> String {

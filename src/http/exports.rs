@@ -324,6 +324,9 @@ async fn cancel_export(
         let (store, org) = (state.store.clone(), caller.org.code.clone());
         blocking(move || {
             if store.finish_error(&org, id, &cancelled_fault())?.is_some() {
+                crate::metrics::get()
+                    .exports_cancelled
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 store.add_event(&org, id, &Event::new("cancelled", json!({})))?;
             }
             Ok(())
