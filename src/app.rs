@@ -23,14 +23,14 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
         Some(t) => t.clone(),
         None => load_or_create_system_token(&config.data_dir)?,
     };
-    let swept = store
-        .sweep_export_leftovers()
-        .map_err(|e| format!("cannot sweep what interrupted exports left: {e}"))?;
-    if swept > 0 {
-        tracing::info!(
+    // leftovers are only wasted space: a sweep that fails is logged, and the janitor retries
+    match store.sweep_export_leftovers() {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(
             swept,
             "removed side files and events of exports that are gone"
-        );
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not sweep what interrupted exports left"),
     }
     let reclaimed = store
         .reclaim_blobs()

@@ -225,9 +225,12 @@ impl ResponseError for Fault {
 pub type Result<T, E = Fault> = std::result::Result<T, E>;
 
 impl Fault {
-    /// An I/O error of the server's storage: a full disk is said as such (storageFull),
-    /// anything else is internal.
+    /// An I/O error: a fault carried inside it (a writer's, e.g. storageFull from the blob
+    /// store) as it is, a full disk as storageFull, anything else internal.
     pub fn from_io(context: &str, e: std::io::Error) -> Fault {
+        if let Some(f) = e.get_ref().and_then(|inner| inner.downcast_ref::<Fault>()) {
+            return f.clone();
+        }
         if e.kind() == std::io::ErrorKind::StorageFull {
             tracing::error!(error = %e, "{context}: storage is full");
             return Fault::new(

@@ -185,7 +185,7 @@ impl FileSink {
                             extension(&mime)
                         );
                         writeln!(list.as_mut(), "{}\t{}\t{}", meta.id, mime, entry).map_err(
-                            |e| crate::fault::Fault::internal("file list spill failed", e),
+                            |e| crate::fault::Fault::from_io("file list spill failed", e),
                         )?;
                         entry
                     }

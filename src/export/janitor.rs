@@ -44,8 +44,13 @@ pub fn sweep(store: &Store, exports: &ExportService) -> crate::fault::Result<usi
             }
         }
     }
-    store.purge_sessions(chrono::Utc::now().timestamp())?;
-    store.sweep_export_leftovers()?;
+    // each step on its own: one failing must not keep the others from running
+    if let Err(e) = store.purge_sessions(chrono::Utc::now().timestamp()) {
+        tracing::warn!(error = %e, "could not purge expired sessions");
+    }
+    if let Err(e) = store.sweep_export_leftovers() {
+        tracing::warn!(error = %e, "could not sweep what interrupted exports left");
+    }
     store.reclaim_blobs()?;
     Ok(n)
 }

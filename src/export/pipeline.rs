@@ -79,11 +79,7 @@ impl From<Fault> for Stop {
 }
 
 fn io_fault(e: std::io::Error) -> Stop {
-    // a store fault (e.g. storageFull from the blob writer) is reported as it is
-    if let Some(f) = e.get_ref().and_then(|inner| inner.downcast_ref::<Fault>()) {
-        return Stop::Fault(f.clone());
-    }
-    Stop::Fault(Fault::internal("writing the archive failed", e))
+    Stop::Fault(Fault::from_io("writing the archive failed", e))
 }
 
 /// Runs the export `id` of `org` to its end state.

@@ -425,7 +425,12 @@ pub async fn serve_blob(
             .finish());
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let range = if if_range_holds(header("If-Range"), &etag) {
+    // an If-Range that is not text is a validator that does not match
+    let if_range = req
+        .headers()
+        .get("If-Range")
+        .map(|v| v.to_str().unwrap_or_default());
+    let range = if if_range_holds(if_range, &etag) {
         parse_range(header("Range"), size)
     } else {
         RangeReq::Full

@@ -67,7 +67,12 @@ impl Store {
         }
         problems.extend(self.orphan_export_records()?);
         for b in self.all_side_file_blobs()? {
-            referenced.insert(b);
+            match b {
+                Ok(b) => {
+                    referenced.insert(b);
+                }
+                Err(e) => problems.push(format!("a side-file record is unreadable ({e})")),
+            }
         }
         for m in self.all_blob_metas()? {
             if !referenced.contains(&m.id) {

@@ -40,22 +40,29 @@ fn tx_put(
     Ok(())
 }
 
-/// The distinct (org, export id) pairs that keys of `tree` (org ‖ 0 ‖ id ‖ 0 ‖ …) start with.
+/// The distinct (org, export id) pairs that keys of `tree` (org ‖ 0 ‖ id ‖ 0 ‖ …) start
+/// with. A skip scan: one key read per export, however long its log.
 fn export_prefixes(tree: &sled::Tree) -> Result<Vec<(String, ObjectId)>> {
-    let mut out: Vec<(String, ObjectId)> = Vec::new();
-    for k in tree.iter().keys() {
-        let k = k?;
-        let Some(sep) = k.iter().position(|b| *b == 0) else {
-            continue;
-        };
-        let (Ok(org), Some(id)) = (
-            std::str::from_utf8(&k[..sep]),
-            k.get(sep + 1..sep + 13).and_then(ObjectId::from_slice),
-        ) else {
-            continue;
-        };
-        if out.last().is_none_or(|(o, i)| o != org || *i != id) {
-            out.push((org.to_string(), id));
+    let mut out = Vec::new();
+    let mut from: Vec<u8> = Vec::new();
+    while let Some(r) = tree.range(from.as_slice()..).next() {
+        let (k, _) = r?;
+        let parsed = k.iter().position(|b| *b == 0).and_then(|sep| {
+            let org = std::str::from_utf8(&k[..sep]).ok()?;
+            let id = k.get(sep + 1..sep + 13).and_then(ObjectId::from_slice)?;
+            Some((org.to_string(), id))
+        });
+        match parsed {
+            Some((org, id)) => {
+                // past every key under org ‖ 0 ‖ id ‖ 0
+                from = key(&[org.as_bytes(), id.bytes()]);
+                from.push(1);
+                out.push((org, id));
+            }
+            None => {
+                from = k.to_vec();
+                from.push(0);
+            }
         }
     }
     Ok(out)
@@ -181,13 +188,18 @@ impl Store {
     /// Appends to the export's event log; an export that is gone (deleted while its run or
     /// hook was finishing) gets none, so no log outlives its export.
     pub fn add_event(&self, org: &str, id: ObjectId, ev: &Event) -> Result<()> {
-        if !self.t.exports.contains_key(export_key(org, id))? {
-            return Ok(());
-        }
         let seq = self.next_seq()?;
         let k = key(&[org.as_bytes(), id.bytes(), &seq.to_be_bytes()]);
-        self.put_rec(Rec::ExportEvents, &k, ev)?;
-        Ok(())
+        let v = self.records.seal(Rec::ExportEvents, &k, ev);
+        let rk = export_key(org, id);
+        // one transaction with the record's existence: a delete cannot slip in between
+        let res = (&self.t.exports, &self.t.export_events).transaction(|(et, evt)| {
+            if et.get(&rk)?.is_some() {
+                evt.insert(k.as_slice(), v.as_slice())?;
+            }
+            Ok::<_, Tx<Fault>>(())
+        });
+        Ok(res?)
     }
 
     pub fn events(&self, org: &str, id: ObjectId) -> Result<Vec<Event>> {
@@ -357,15 +369,18 @@ impl Store {
         Ok(())
     }
 
-    /// Every side file blob, for consistency checks.
-    pub fn all_side_file_blobs(&self) -> Result<Vec<ObjectId>> {
+    /// Every side file's blob (for consistency checks); a damaged record is an `Err` in
+    /// its place, so that one cannot hide the others.
+    pub fn all_side_file_blobs(&self) -> Result<Vec<Result<ObjectId>>> {
         self.t
             .export_files
             .iter()
             .map(|r| {
                 let (k, v) = r?;
-                let f: SideFile = self.records.open(Rec::ExportFiles, &k, &v)?;
-                Ok(f.blob)
+                Ok(self
+                    .records
+                    .open::<SideFile>(Rec::ExportFiles, &k, &v)
+                    .map(|f| f.blob))
             })
             .collect()
     }
@@ -424,8 +439,12 @@ impl Store {
                 Err(_) => false,
             };
             if stale {
-                self.remove_side_files(&org, id)?;
-                n += 1;
+                // one damaged side-file record must not stop the sweep (or the start)
+                match self.remove_side_files(&org, id) {
+                    Ok(()) => n += 1,
+                    Err(e) => tracing::error!(%org, export = %id, error = %e,
+                        "side files of a gone export could not be removed; left as they are"),
+                }
             }
         }
         for (org, id) in export_prefixes(&self.t.export_events)? {
@@ -454,9 +473,12 @@ impl Store {
             (&self.t.export_events, "events", false),
         ] {
             for (org, id) in export_prefixes(tree)? {
-                match self.get_export(&org, id)? {
-                    None => out.push(format!("{what} of export {id} of {org}, which is gone")),
-                    Some(rec)
+                match self.get_export(&org, id).map_err(|e| (what, e)) {
+                    Err((what, e)) => out.push(format!(
+                        "{what} of export {id} of {org}, whose record is unreadable ({e})"
+                    )),
+                    Ok(None) => out.push(format!("{what} of export {id} of {org}, which is gone")),
+                    Ok(Some(rec))
                         if only_running_or_ready
                             && !matches!(rec.state, State::Running | State::Ready) =>
                     {
@@ -465,7 +487,7 @@ impl Store {
                             rec.state.name()
                         ))
                     }
-                    Some(_) => {}
+                    Ok(Some(_)) => {}
                 }
             }
         }
@@ -572,6 +594,25 @@ mod tests {
     }
 
     #[test]
+    fn export_prefixes_are_found_once_each_even_with_zero_bytes_in_ids() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let zeros = ObjectId([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let ff = ObjectId([0xff; 12]);
+        let want = [("a", zeros), ("a", ff), ("ab", zeros), ("b", ff)];
+        for (org, id) in want {
+            for n in 0u32..3 {
+                tree.insert(key(&[org.as_bytes(), id.bytes(), &n.to_be_bytes()]), b"")
+                    .unwrap();
+            }
+        }
+        tree.insert(b"junk-without-separator", b"").unwrap();
+        let got = export_prefixes(&tree).unwrap();
+        let want: Vec<(String, ObjectId)> = want.iter().map(|(o, i)| (o.to_string(), *i)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn leftovers_of_interrupted_deletes_and_failures_are_found_and_swept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Key::random()).unwrap();
@@ -622,7 +663,21 @@ mod tests {
             )
             .unwrap();
 
+        // a damaged side-file record of a gone export is left alone; it does not stop the sweep
+        let damaged = key(&[b"acme", ObjectId::new().bytes(), &0u32.to_be_bytes()]);
+        store
+            .t
+            .export_files
+            .insert(&damaged, b"\x02garbage")
+            .unwrap();
+
         assert_eq!(store.sweep_export_leftovers().unwrap(), 3);
+        assert_eq!(
+            store.check_consistency().unwrap().len(),
+            2,
+            "gone, and unreadable"
+        );
+        store.t.export_files.remove(&damaged).unwrap();
         assert_eq!(store.check_consistency().unwrap(), Vec::<String>::new());
         assert!(store.events("acme", deleted.id).unwrap().is_empty());
         assert!(

@@ -47,13 +47,16 @@ impl Store {
             usage.insert(code, usage_value.clone())?;
             Ok(())
         });
+        self.callers.changed();
         res?;
         self.flush()?;
         Ok(org)
     }
 
     pub fn put_org(&self, org: &Org) -> Result<()> {
-        self.put_rec(Rec::Orgs, org.code.as_bytes(), org)?;
+        let res = self.put_rec(Rec::Orgs, org.code.as_bytes(), org);
+        self.callers.changed();
+        res?;
         self.flush()
     }
 
@@ -129,6 +132,7 @@ impl Store {
                 token_ids.insert(tok_id_key.as_slice(), token_hash.as_slice())?;
                 Ok(())
             });
+        self.callers.changed();
         res?;
         self.flush()
     }
@@ -141,6 +145,7 @@ impl Store {
             ids.insert(tok_id_key.as_slice(), token_hash.as_slice())?;
             Ok::<_, Tx<Fault>>(())
         });
+        self.callers.changed();
         res?;
         self.flush()
     }
@@ -171,6 +176,7 @@ impl Store {
             ids.remove(id_key.as_slice())?;
             Ok(())
         });
+        self.callers.changed();
         res?;
         self.flush()
     }
@@ -196,7 +202,10 @@ impl Store {
         let mut n = 0;
         for r in self.t.sessions.iter() {
             let (k, v) = r?;
-            let s: Session = self.records.open(Rec::Sessions, &k, &v)?;
+            // a damaged session is left alone (using it fails): it must not stop the purge
+            let Ok(s) = self.records.open::<Session>(Rec::Sessions, &k, &v) else {
+                continue;
+            };
             if s.expires <= now {
                 self.t.sessions.remove(k)?;
                 n += 1;

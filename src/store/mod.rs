@@ -3,6 +3,7 @@
 //! Keys are big-endian / separator-joined so that prefix scans come out ordered.
 
 pub mod blobs;
+pub mod callers;
 pub mod check;
 pub mod codec;
 pub mod data;
@@ -68,6 +69,8 @@ pub struct Inner {
     pub master: Key,
     /// Seals every metadata record (see [`codec::RecordSeal`]).
     pub records: RecordSeal,
+    /// API-token callers (see [`callers`]).
+    callers: callers::CallerCache,
     org_keys: RwLock<HashMap<String, Key>>,
     /// Test-only fault injection at the blob writer (see [`blobs::WriteFault`]).
     #[doc(hidden)]
@@ -85,10 +88,11 @@ impl std::ops::Deref for Store {
 }
 
 const KEY_CHECK: &[u8] = b"master_key_check";
-/// What `KEY_CHECK` seals once every metadata record is sealed (before: `exportd`). Only the
-/// master key can write it, so plain records cannot be slipped in by marking the database
-/// as not yet upgraded.
+/// What `KEY_CHECK` seals: the format of the metadata records. Only the master key can
+/// write it. Before records were sealed it said `exportd`; during the upgrade it says so.
 const FORMAT_SEALED: &[u8] = b"exportd.records-sealed";
+const FORMAT_PLAIN: &[u8] = b"exportd";
+const FORMAT_UPGRADING: &[u8] = b"exportd.records-sealing";
 
 /// Default size of sled's page cache, MiB (`--cache-mb`).
 pub const DEFAULT_CACHE_MB: u64 = 32;
@@ -158,7 +162,9 @@ impl Store {
         };
         check_clean_shutdown(dir, &t.meta)?;
         let records = RecordSeal::new(&master);
-        let format = match t.meta.get(KEY_CHECK).map_err(|e| e.to_string())? {
+        let stored_check = t.meta.get(KEY_CHECK).map_err(|e| e.to_string())?;
+        let fresh = stored_check.is_none();
+        let format = match stored_check {
             Some(sealed) => master.open(KEY_CHECK, &sealed).map_err(|_| {
                 format!(
                     "the master key does not match the data in {}",
@@ -167,19 +173,49 @@ impl Store {
             })?,
             None => FORMAT_SEALED.to_vec(),
         };
-        if format != FORMAT_SEALED {
-            // a database of an earlier version, whose metadata records were plain
-            let n = seal_plain_records(&t, &records)
-                .map_err(|e| format!("cannot upgrade the database in {}: {e}", dir.display()))?;
-            tracing::info!(
-                records = n,
-                "sealed the metadata records of an earlier version"
-            );
+        let upgrade_failed =
+            |e: String| format!("cannot upgrade the database in {}: {e}", dir.display());
+        let seal_check = |value: &[u8]| {
+            t.meta
+                .insert(KEY_CHECK, master.seal(KEY_CHECK, value))
+                .and_then(|_| db.flush())
+                .map_err(|e| e.to_string())
+        };
+        match format.as_slice() {
+            FORMAT_SEALED => {}
+            FORMAT_PLAIN | FORMAT_UPGRADING => {
+                // a database of an earlier version, whose metadata records were plain. A
+                // plain database holds no sealed record: if it does, its check value was put
+                // back from an older copy (to have planted plain records sealed), and nothing
+                // is upgraded. The upgrade marks itself first, so a crash midway resumes.
+                if format == FORMAT_PLAIN {
+                    if any_sealed_record(&t).map_err(|e| upgrade_failed(e.to_string()))? {
+                        return Err(format!(
+                            "the database in {} holds sealed records but says it has none: its \
+                             master-key check was replaced from an older copy; restore a backup",
+                            dir.display()
+                        ));
+                    }
+                    seal_check(FORMAT_UPGRADING).map_err(upgrade_failed)?;
+                }
+                let n = seal_plain_records(&t, &records)
+                    .and_then(|n| db.flush().map(|_| n))
+                    .map_err(|e| upgrade_failed(e.to_string()))?;
+                tracing::info!(
+                    records = n,
+                    "sealed the metadata records of an earlier version"
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "the database in {} is of an unknown format (a newer version?)",
+                    dir.display()
+                ));
+            }
         }
-        t.meta
-            .insert(KEY_CHECK, master.seal(KEY_CHECK, FORMAT_SEALED))
-            .and_then(|_| db.flush())
-            .map_err(|e| e.to_string())?;
+        if format != FORMAT_SEALED || fresh {
+            seal_check(FORMAT_SEALED)?;
+        }
         spill::clear_spill_dir(dir)
             .map_err(|e| format!("cannot prepare {}/{}: {e}", dir.display(), spill::SPILL_DIR))?;
         Ok(Store(Arc::new(Inner {
@@ -187,6 +223,7 @@ impl Store {
             dir: dir.to_path_buf(),
             t,
             records,
+            callers: Default::default(),
             master,
             org_keys: RwLock::new(HashMap::new()),
             blob_write_fault: blobs::WriteFault::from_env(),
@@ -306,8 +343,20 @@ fn check_clean_shutdown(dir: &Path, meta: &sled::Tree) -> std::result::Result<()
         .map_err(|e| format!("cannot remove {}: {e}", path.display()))
 }
 
+/// Whether any metadata tree holds a sealed record.
+fn any_sealed_record(t: &Trees) -> std::result::Result<bool, sled::Error> {
+    for rec in Rec::ALL {
+        for r in t.of(rec).iter().values() {
+            if r?.first() == Some(&codec::SEALED) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Seals every plain record left by an earlier version, tree by tree (idempotent: a crash
-/// midway is finished at the next start, since `KEY_CHECK` is rewritten only after).
+/// midway is finished at the next start, which finds the upgrade's mark).
 fn seal_plain_records(t: &Trees, records: &RecordSeal) -> std::result::Result<usize, sled::Error> {
     let mut n = 0;
     for rec in Rec::ALL {
@@ -436,8 +485,63 @@ mod tests {
         store.t.orgs.insert("acme", encode(&forged)).unwrap();
         store.db.flush().unwrap();
         drop(store);
-        let store = Store::open(dir.path(), master).unwrap();
+        let store = Store::open(dir.path(), master.clone()).unwrap();
         let err = store.get_org("acme").unwrap_err();
         assert_eq!(err.err_code, "cortex.error.integrity");
+
+        // nor can the check value be put back to "plain" to have a planted record sealed
+        store
+            .t
+            .meta
+            .insert(KEY_CHECK, master.seal(KEY_CHECK, FORMAT_PLAIN))
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let refused = Store::open(dir.path(), master.clone()).err().unwrap();
+        assert!(refused.contains("replaced from an older copy"), "{refused}");
+        let store = sled::open(dir.path().join("db")).unwrap();
+        let forged_plain = store
+            .open_tree("orgs")
+            .unwrap()
+            .get("acme")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            forged_plain[0],
+            codec::VERSION,
+            "the planted record was left plain"
+        );
+    }
+
+    #[test]
+    fn an_upgrade_cut_short_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = Key::random();
+        let store = Store::open(dir.path(), master.clone()).unwrap();
+        store.create_org("acme", "Acme", None).unwrap();
+        store.create_org("beta", "Beta", Some(7)).unwrap();
+        downgrade(&store);
+        // the crash came after the mark and one sealed record
+        let org = store.t.orgs.get("acme").unwrap().unwrap();
+        let sealed = store.records.upgrade(Rec::Orgs, b"acme", &org).unwrap();
+        store.t.orgs.insert("acme", sealed).unwrap();
+        store
+            .t
+            .meta
+            .insert(KEY_CHECK, master.seal(KEY_CHECK, FORMAT_UPGRADING))
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), master).unwrap();
+        assert_eq!(
+            store.get_org("beta").unwrap().unwrap().storage_limit,
+            Some(7)
+        );
+        assert_eq!(store.get_org("acme").unwrap().unwrap().code, "acme");
+        for rec in Rec::ALL {
+            for r in store.t.of(rec).iter() {
+                assert_eq!(r.unwrap().1[0], SEALED, "{rec:?}");
+            }
+        }
     }
 }
