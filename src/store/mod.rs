@@ -164,6 +164,15 @@ impl Store {
         let records = RecordSeal::new(&master);
         let stored_check = t.meta.get(KEY_CHECK).map_err(|e| e.to_string())?;
         let fresh = stored_check.is_none();
+        // every version wrote the check first: data without it is a damaged database, and
+        // taking it as new would let any key in (and lock the right one out)
+        if fresh && (!t.orgs.is_empty() || !t.docs.is_empty() || !t.blobs.is_empty()) {
+            return Err(format!(
+                "the database in {} holds data but no master-key check: it is damaged; \
+                 restore a backup",
+                dir.display()
+            ));
+        }
         let format = match stored_check {
             Some(sealed) => master.open(KEY_CHECK, &sealed).map_err(|_| {
                 format!(
@@ -499,6 +508,13 @@ mod tests {
         drop(store);
         let refused = Store::open(dir.path(), master.clone()).err().unwrap();
         assert!(refused.contains("replaced from an older copy"), "{refused}");
+        // nor removed, to have any key taken as the database's
+        let db = sled::open(dir.path().join("db")).unwrap();
+        db.open_tree("meta").unwrap().remove(KEY_CHECK).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let refused = Store::open(dir.path(), Key::random()).err().unwrap();
+        assert!(refused.contains("no master-key check"), "{refused}");
         let store = sled::open(dir.path().join("db")).unwrap();
         let forged_plain = store
             .open_tree("orgs")
