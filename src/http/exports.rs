@@ -259,14 +259,13 @@ async fn get_export(
         }
     };
     let id = export_id(&path.1)?;
-    let store = state.store.clone();
-    let org = caller.org.code.clone();
+    let (store, org) = (&state.store, &caller.org.code);
     // one record (and its events): point reads served from the cache, inline like auth
-    let r = load(&store, &org, id)?;
+    let r = load(store, org, id)?;
     if !with_events {
         return Ok(HttpResponse::Ok().json(r.view()));
     }
-    let events = store.events(&org, id)?;
+    let events = store.events(org, id)?;
     Ok(HttpResponse::Ok().json(WithEvents {
         export: r.view(),
         events: events.iter().map(|e| e.to_json()).collect(),

@@ -434,15 +434,9 @@ pub fn mark_deleting(
     tx: &sled::transaction::TransactionalTree,
     id: ObjectId,
 ) -> std::result::Result<(), sled::transaction::ConflictableTransactionError<Fault>> {
-    if let Some(v) = tx.get(id.bytes())? {
-        let mut m: BlobMeta = rs
-            .open(Rec::BlobMeta, id.bytes(), &v)
-            .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+    if let Some(mut m) = rs.tx_get::<BlobMeta>(Rec::BlobMeta, tx, id.bytes())? {
         m.state = BlobState::Deleting;
-        tx.insert(
-            id.bytes().as_slice(),
-            rs.seal(Rec::BlobMeta, id.bytes(), &m),
-        )?;
+        rs.tx_put(Rec::BlobMeta, tx, id.bytes(), &m)?;
     }
     Ok(())
 }

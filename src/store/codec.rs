@@ -9,6 +9,7 @@ use crate::crypto::{Key, tampered};
 use crate::fault::{Fault, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
 
 pub const VERSION: u8 = 1;
 
@@ -109,19 +110,40 @@ impl RecordSeal {
 
     /// A record stored under `key` in `tree`; anything not sealed there by this key is a fault.
     pub fn open<T: DeserializeOwned>(&self, tree: Rec, key: &[u8], stored: &[u8]) -> Result<T> {
-        match stored.split_first() {
-            Some((&SEALED, sealed)) => decode(&self.0.open(&Self::aad(tree, key), sealed)?),
-            _ => Err(tampered()),
-        }
+        decode(&self.open_plain(tree, key, stored)?)
     }
 
-    /// The plain encoding inside a sealed record (tests write databases of earlier versions).
-    #[cfg(test)]
+    /// The plain encoding inside a sealed record.
     pub fn open_plain(&self, tree: Rec, key: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
         match stored.split_first() {
             Some((&SEALED, sealed)) => self.0.open(&Self::aad(tree, key), sealed),
             _ => Err(tampered()),
         }
+    }
+
+    /// A record read inside a sled transaction (see [`RecordSeal::open`]).
+    pub fn tx_get<T: DeserializeOwned>(
+        &self,
+        tree: Rec,
+        t: &TransactionalTree,
+        key: &[u8],
+    ) -> std::result::Result<Option<T>, Tx<Fault>> {
+        match t.get(key)? {
+            Some(v) => Ok(Some(self.open(tree, key, &v).map_err(Tx::Abort)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A record written inside a sled transaction.
+    pub fn tx_put<T: Serialize>(
+        &self,
+        tree: Rec,
+        t: &TransactionalTree,
+        key: &[u8],
+        v: &T,
+    ) -> std::result::Result<(), Tx<Fault>> {
+        t.insert(key, self.seal(tree, key, v))?;
+        Ok(())
     }
 
     /// The sealed form of a record written in the plain encoding by an earlier version, or

@@ -17,21 +17,9 @@ pub(crate) fn tx_usage(
     usage: &TransactionalTree,
     org: &str,
 ) -> std::result::Result<Usage, Tx<Fault>> {
-    match usage.get(org)? {
-        Some(v) => rs.open(Rec::Usage, org.as_bytes(), &v).map_err(Tx::Abort),
-        None => Ok(Usage::default()),
-    }
-}
-
-/// Writes the org's usage counters inside a transaction.
-pub(crate) fn tx_put_usage(
-    rs: &RecordSeal,
-    usage: &TransactionalTree,
-    org: &str,
-    u: &Usage,
-) -> std::result::Result<(), Tx<Fault>> {
-    usage.insert(org, rs.seal(Rec::Usage, org.as_bytes(), u))?;
-    Ok(())
+    Ok(rs
+        .tx_get(Rec::Usage, usage, org.as_bytes())?
+        .unwrap_or_default())
 }
 
 pub fn doc_key(org: &str, object: &str, id: ObjectId) -> Vec<u8> {
@@ -102,7 +90,7 @@ impl Store {
             }
             let mut u = tx_usage(&self.records, ut, org)?;
             *u.docs.entry(object.to_string()).or_default() += sealed.len() as u64;
-            tx_put_usage(&self.records, ut, org, &u)?;
+            self.records.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
             Ok(())
         });
         res?;
@@ -151,7 +139,7 @@ impl Store {
             if let Some(n) = u.docs.get_mut(object) {
                 *n = n.saturating_sub(1);
             }
-            tx_put_usage(&self.records, ut, org, &u)?;
+            self.records.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
             Ok(())
         });
         res?;
@@ -223,7 +211,7 @@ impl Store {
             }
             u.files_bytes += blob.size;
             u.files_count += 1;
-            tx_put_usage(&self.records, ut, org, &u)?;
+            self.records.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
             dt.insert(k.as_slice(), v.as_slice())?;
             bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
             Ok(())
@@ -258,7 +246,7 @@ fn release_files(
         u.files_count = u.files_count.saturating_sub(1);
         mark_deleting(rs, bt, m.id)?;
     }
-    tx_put_usage(rs, ut, org, &u)?;
+    rs.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
     Ok(())
 }
 

@@ -2,14 +2,14 @@
 //! agree with usage, the queue or a blob happens in one transaction.
 
 use super::blobs::{BlobMeta, mark_deleting};
-use super::codec::{Rec, RecordSeal};
-use super::data::{tx_put_usage, tx_usage};
+use super::codec::Rec;
+use super::data::tx_usage;
 use super::{Store, key, prefix};
 use crate::export::record::{DataFile, Event, ExportRecord, SideFile, State, Stats};
 use crate::fault::{Fault, Result};
 use crate::model::ids::{ObjectId, now_iso};
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError as Tx, TransactionalTree};
+use sled::transaction::ConflictableTransactionError as Tx;
 
 fn export_key(org: &str, id: ObjectId) -> Vec<u8> {
     key(&[org.as_bytes(), id.bytes()])
@@ -17,27 +17,6 @@ fn export_key(org: &str, id: ObjectId) -> Vec<u8> {
 
 fn queue_key(org: &str, seq: u64) -> Vec<u8> {
     key(&[org.as_bytes(), &seq.to_be_bytes()])
-}
-
-fn tx_get(
-    rs: &RecordSeal,
-    t: &TransactionalTree,
-    k: &[u8],
-) -> std::result::Result<Option<ExportRecord>, Tx<Fault>> {
-    match t.get(k)? {
-        Some(v) => Ok(Some(rs.open(Rec::Exports, k, &v).map_err(Tx::Abort)?)),
-        None => Ok(None),
-    }
-}
-
-fn tx_put(
-    rs: &RecordSeal,
-    t: &TransactionalTree,
-    k: &[u8],
-    rec: &ExportRecord,
-) -> std::result::Result<(), Tx<Fault>> {
-    t.insert(k, rs.seal(Rec::Exports, k, rec))?;
-    Ok(())
 }
 
 /// The distinct (org, export id) pairs that keys of `tree` (org ‖ 0 ‖ id ‖ 0 ‖ …) start
@@ -66,6 +45,11 @@ fn export_prefixes(tree: &sled::Tree) -> Result<Vec<(String, ObjectId)>> {
         }
     }
     Ok(out)
+}
+
+/// Side files belong to a run in progress or a ready export; any other state has none.
+fn keeps_side_files(state: State) -> bool {
+    matches!(state, State::Running | State::Ready)
 }
 
 pub fn not_found() -> Fault {
@@ -177,9 +161,12 @@ impl Store {
     {
         let k = export_key(org, id);
         let res = self.t.exports.transaction(|et| {
-            let mut rec = tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+            let mut rec = self
+                .records
+                .tx_get::<ExportRecord>(Rec::Exports, et, &k)?
+                .ok_or_else(|| Tx::Abort(not_found()))?;
             f(&mut rec).map_err(Tx::Abort)?;
-            tx_put(&self.records, et, &k, &rec)?;
+            self.records.tx_put(Rec::Exports, et, &k, &rec)?;
             Ok(rec)
         });
         Ok(res?)
@@ -227,8 +214,10 @@ impl Store {
             &self.t.blob_meta,
         )
             .transaction(|(et, qt, ut, bt)| {
-                let mut rec =
-                    tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                let mut rec = self
+                    .records
+                    .tx_get::<ExportRecord>(Rec::Exports, et, &k)?
+                    .ok_or_else(|| Tx::Abort(not_found()))?;
                 if rec.state != State::Running {
                     return Err(Tx::Abort(Fault::conflict(
                         "state",
@@ -242,7 +231,7 @@ impl Store {
                 }
                 u.exports_bytes += size;
                 u.exports_count += 1;
-                tx_put_usage(&self.records, ut, org, &u)?;
+                self.records.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
                 bt.insert(blob.id.bytes().as_slice(), bv.as_slice())?;
                 rec.state = State::Ready;
                 rec.completed = Some(now_iso());
@@ -255,7 +244,7 @@ impl Store {
                     filename: format!("{}.zip", rec.base_name()),
                 });
                 qt.remove(queue_key(org, rec.seq))?;
-                tx_put(&self.records, et, &k, &rec)?;
+                self.records.tx_put(Rec::Exports, et, &k, &rec)?;
                 Ok(rec)
             });
         let rec = res?;
@@ -275,7 +264,7 @@ impl Store {
         let k = export_key(org, id);
         let fj = serde_json::to_string(fault).unwrap_or_default();
         let res = (&self.t.exports, &self.t.export_queue).transaction(|(et, qt)| {
-            let Some(mut rec) = tx_get(&self.records, et, &k)? else {
+            let Some(mut rec) = self.records.tx_get::<ExportRecord>(Rec::Exports, et, &k)? else {
                 return Ok(None);
             };
             if matches!(rec.state, State::Ready | State::Error) {
@@ -285,7 +274,7 @@ impl Store {
             rec.fault = Some(fj.clone());
             rec.completed = Some(now_iso());
             qt.remove(queue_key(org, rec.seq))?;
-            tx_put(&self.records, et, &k, &rec)?;
+            self.records.tx_put(Rec::Exports, et, &k, &rec)?;
             Ok(Some(rec))
         });
         let rec = res?;
@@ -395,13 +384,16 @@ impl Store {
             &self.t.blob_meta,
         )
             .transaction(|(et, qt, ut, bt)| {
-                let rec = tx_get(&self.records, et, &k)?.ok_or_else(|| Tx::Abort(not_found()))?;
+                let rec = self
+                    .records
+                    .tx_get::<ExportRecord>(Rec::Exports, et, &k)?
+                    .ok_or_else(|| Tx::Abort(not_found()))?;
                 if let Some(df) = &rec.data_file {
                     let mut u = tx_usage(&self.records, ut, org)?;
                     let size = df.size + rec.stats.as_ref().map_or(0, |s| s.side_size);
                     u.exports_bytes = u.exports_bytes.saturating_sub(size);
                     u.exports_count = u.exports_count.saturating_sub(1);
-                    tx_put_usage(&self.records, ut, org, &u)?;
+                    self.records.tx_put(Rec::Usage, ut, org.as_bytes(), &u)?;
                     mark_deleting(&self.records, bt, df.blob)?;
                 }
                 qt.remove(queue_key(org, rec.seq))?;
@@ -413,6 +405,11 @@ impl Store {
             self.remove_blob_data(df.blob)?;
         }
         self.remove_side_files(org, id)?;
+        self.remove_events(org, id)?;
+        self.flush()
+    }
+
+    fn remove_events(&self, org: &str, id: ObjectId) -> Result<()> {
         let mut batch = sled::Batch::default();
         for k in self
             .t
@@ -423,7 +420,7 @@ impl Store {
             batch.remove(k?);
         }
         self.t.export_events.apply_batch(batch)?;
-        self.flush()
+        Ok(())
     }
 
     /// Removes what a crash in a delete or a failure (or a run that outlived its export's
@@ -433,7 +430,7 @@ impl Store {
         let mut n = 0;
         for (org, id) in export_prefixes(&self.t.export_files)? {
             let stale = match self.get_export(&org, id) {
-                Ok(Some(rec)) => !matches!(rec.state, State::Running | State::Ready),
+                Ok(Some(rec)) => !keeps_side_files(rec.state),
                 Ok(None) => true,
                 // a damaged record is left alone, with what hangs off it
                 Err(_) => false,
@@ -449,16 +446,7 @@ impl Store {
         }
         for (org, id) in export_prefixes(&self.t.export_events)? {
             if !self.t.exports.contains_key(export_key(&org, id))? {
-                let mut batch = sled::Batch::default();
-                for k in self
-                    .t
-                    .export_events
-                    .scan_prefix(prefix(&[org.as_bytes(), id.bytes()]))
-                    .keys()
-                {
-                    batch.remove(k?);
-                }
-                self.t.export_events.apply_batch(batch)?;
+                self.remove_events(&org, id)?;
                 n += 1;
             }
         }
@@ -468,20 +456,17 @@ impl Store {
     /// Side-file and event keys (org ‖ export id ‖ …) whose export is not in `exports`.
     pub fn orphan_export_records(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for (tree, what, only_running_or_ready) in [
+        for (tree, what, files_tree) in [
             (&self.t.export_files, "side files", true),
             (&self.t.export_events, "events", false),
         ] {
             for (org, id) in export_prefixes(tree)? {
-                match self.get_export(&org, id).map_err(|e| (what, e)) {
-                    Err((what, e)) => out.push(format!(
+                match self.get_export(&org, id) {
+                    Err(e) => out.push(format!(
                         "{what} of export {id} of {org}, whose record is unreadable ({e})"
                     )),
                     Ok(None) => out.push(format!("{what} of export {id} of {org}, which is gone")),
-                    Ok(Some(rec))
-                        if only_running_or_ready
-                            && !matches!(rec.state, State::Running | State::Ready) =>
-                    {
+                    Ok(Some(rec)) if files_tree && !keeps_side_files(rec.state) => {
                         out.push(format!(
                             "side files of export {id} of {org}, which is {}",
                             rec.state.name()

@@ -161,14 +161,7 @@ impl Store {
             let Some(hash) = ids.get(&id_key)? else {
                 return Err(Tx::Abort(Fault::not_found("token")));
             };
-            let rec: Option<TokenRec> = match tokens.get(&hash)? {
-                Some(v) => Some(
-                    self.records
-                        .open(Rec::Tokens, &hash, &v)
-                        .map_err(Tx::Abort)?,
-                ),
-                None => None,
-            };
+            let rec: Option<TokenRec> = self.records.tx_get(Rec::Tokens, tokens, &hash)?;
             if rec.is_some_and(|r| r.account != account) {
                 return Err(Tx::Abort(Fault::not_found("token")));
             }

@@ -38,7 +38,7 @@ pub struct SpillWriter {
     store: Store,
     file: File,
     /// Set only where the file could not be unlinked while open; removed on drop.
-    path: Option<PathBuf>,
+    unlink: Option<Unlink>,
     key: Key,
     prefix: [u8; STREAM_PREFIX_LEN],
     buf: Vec<u8>,
@@ -59,11 +59,11 @@ impl Store {
         let file = options
             .open(&path)
             .map_err(|e| Fault::from_io("cannot create a spill file", e))?;
-        let path = std::fs::remove_file(&path).err().map(|_| path);
+        let unlink = std::fs::remove_file(&path).err().map(|_| Unlink(path));
         Ok(SpillWriter {
             store: self.clone(),
             file,
-            path,
+            unlink,
             key: Key::random(),
             prefix: random_prefix(),
             buf: Vec::with_capacity(SEGMENT_LEN),
@@ -94,19 +94,15 @@ impl SpillWriter {
         self.file
             .seek(SeekFrom::Start(0))
             .map_err(|e| Fault::from_io("rewinding a spill failed", e))?;
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| Fault::from_io("reopening a spill failed", e))?;
         Ok(SpillReader {
-            file: BufReader::with_capacity(SEGMENT_LEN + TAG_LEN + 4, file),
-            key: self.key.clone(),
+            file: BufReader::with_capacity(SEGMENT_LEN + TAG_LEN + 4, self.file),
+            key: self.key,
             prefix: self.prefix,
             segments: self.segments,
             next: 0,
             buf: Vec::new(),
             pos: 0,
-            _path: self.path.take().map(Unlink),
+            _unlink: self.unlink,
         })
     }
 }
@@ -123,14 +119,6 @@ impl Write for SpillWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl Drop for SpillWriter {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            drop(Unlink(path));
-        }
     }
 }
 
@@ -152,7 +140,7 @@ pub struct SpillReader {
     next: u32,
     buf: Vec<u8>,
     pos: usize,
-    _path: Option<Unlink>,
+    _unlink: Option<Unlink>,
 }
 
 impl SpillReader {
