@@ -12,7 +12,7 @@ use crate::model::org::Account;
 use crate::model::schema::{ObjectDef, PropDef, PropType};
 use crate::query::Projector;
 use crate::query::matcher::Root;
-use crate::store::rawdoc::{Item, Raw, RawDoc, Reader};
+use crate::store::rawdoc::{Item, Lookup, Raw, RawDoc, Reader};
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 
@@ -101,8 +101,9 @@ impl Plan {
         reference(e, "account", "accounts", doc.owner);
         let plural = At::root(&self.plural);
         let base = At::Str(&plural, doc.id);
+        let mut props = Lookup::new(&doc.props);
         for p in self.props.iter().filter(|p| p.shown(level)) {
-            if let Some(v) = doc.prop(&p.name) {
+            if let Some(v) = props.get(&p.name) {
                 e.key(&p.name);
                 value(p, v, &base, level, e)?;
             }
@@ -262,8 +263,9 @@ fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &At, level: u8, e: &mut E) -> Res
                     e.key("_id");
                     transcode(&mut id.reader(), e)?;
                 }
+                let mut props = Lookup::new(&m);
                 for sp in p.children.iter().filter(|c| c.shown(level)) {
-                    if let Some(sv) = get(&m, &sp.name) {
+                    if let Some(sv) = props.get(&sp.name) {
                         e.key(&sp.name);
                         value(sp, sv, path, level, e)?;
                     }

@@ -322,36 +322,47 @@ impl Run<'_> {
         src: &Source,
         mut w: W,
     ) -> std::result::Result<u64, Stop> {
-        let mut json = JsonOut::default();
-        let n = self.each_doc(src, |d| {
-            json.clear();
-            d.emit(&mut json).map_err(std::io::Error::other)?;
-            w.write_doc(&json.buf)
-        })?;
+        let mut write = |json: &[u8]| w.write_doc(json);
+        let n = self.each_doc(
+            src,
+            Out::Json {
+                json: JsonOut::default(),
+                write: &mut write,
+            },
+        )?;
         w.finish().map_err(io_fault)?;
         Ok(n)
     }
 
-    /// Feeds every exported document (in `_id` order, up to the mark) to `write`.
-    fn each_doc<F>(&mut self, src: &Source, mut write: F) -> std::result::Result<u64, Stop>
-    where
-        F: FnMut(Doc) -> std::io::Result<()>,
-    {
+    /// Feeds every exported document (in `_id` order, up to the mark) to `out`.
+    fn each_doc(&mut self, src: &Source, mut out: Out) -> std::result::Result<u64, Stop> {
         let count = match src.target {
-            Target::Object(def) => self.scan(src, def, None, &mut write)?,
+            Target::Object(def) => self.scan(src, def, None, &mut out)?,
             Target::List {
                 parent_id,
                 source,
                 linked,
-            } => self.scan(src, source, Some((linked.as_str(), *parent_id)), &mut write)?,
+            } => self.scan(src, source, Some((linked.as_str(), *parent_id)), &mut out)?,
             Target::Elements {
                 parent,
                 parent_id,
                 prop,
-            } => self.elements(src, parent, *parent_id, prop, &mut write)?,
+            } => self.elements(src, parent, *parent_id, prop, &mut out)?,
         };
         self.event("cursor.completed", json!({"docs": count}));
         Ok(count)
+    }
+
+    /// Counts `n` more documents read, looking at the stop flag (and saving progress) each
+    /// time another `CHECK_EVERY` have gone by.
+    fn seen(&mut self, seen: &mut u64, n: u64) -> std::result::Result<(), Stop> {
+        let before = *seen / CHECK_EVERY;
+        *seen += n;
+        if *seen / CHECK_EVERY != before {
+            self.done = *seen;
+            self.check()?;
+        }
+        Ok(())
     }
 
     /// The documents of `def` (List members: those whose `linked` reference is `parent`).
@@ -360,21 +371,13 @@ impl Run<'_> {
         src: &Source,
         def: &ObjectDef,
         member_of: Option<(&str, ObjectId)>,
-        write: &mut dyn FnMut(Doc) -> std::io::Result<()>,
+        out: &mut Out,
     ) -> std::result::Result<u64, Stop> {
         let org = self.rec.org.clone();
         let store = self.store.clone();
         let mark = src.mark;
         let mut count = 0u64;
         let mut seen = 0u64;
-        let mut counted = |run: &mut Self| {
-            seen += 1;
-            if seen.is_multiple_of(CHECK_EVERY) {
-                run.done = seen;
-                run.check()?;
-            }
-            Ok::<(), Stop>(())
-        };
         let principal = src.projector.principal.as_ref();
         let (opener, records) = store.sealed_docs(&org, &def.name)?;
         // records past the mark (created after the start) end the scan
@@ -382,76 +385,93 @@ impl Run<'_> {
             Ok(id) => mark.is_some_and(|m| id <= m),
             Err(_) => true,
         };
-        if let Some(plan) = src.plan {
-            read_ahead(
+        match (src.plan, out) {
+            // the fast lane to JSON: the reading threads render, this one only writes
+            (Some(plan), Out::Json { write, .. }) => read_ahead(
                 records,
                 keep,
-                |r| opener.record(r).map(|(_, rec)| rec),
-                |rec| {
-                    counted(self)?;
-                    let doc = RawDoc::parse(&rec)?;
-                    if let Some((linked, parent)) = member_of {
-                        let v = doc.prop(linked).and_then(|v| v.to_value().ok());
-                        if !references(v.as_ref(), parent) {
-                            return Ok(());
+                |batch| {
+                    // room for ~1 KiB documents without growing (regrowth copies)
+                    let mut json = JsonOut::with_capacity(batch.len() * 1024);
+                    let mut ends = Vec::with_capacity(batch.len());
+                    for r in &batch {
+                        let (_, rec) = opener.record(r)?;
+                        if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
+                            plan.render(&doc, level, &mut json)?;
+                            ends.push(json.buf.len());
                         }
                     }
-                    // without a principal the level is `direct::ALL`, which reads everything
-                    let level = crate::export::direct::level(def, &doc, principal);
-                    if !crate::model::acl::may_read(level) {
-                        return Ok(());
-                    }
-                    if let Some(e) = src.filter {
-                        let root = RawRoot {
-                            def,
-                            doc: &doc,
-                            level,
-                        };
-                        if !matches_root(e, &root) {
-                            return Ok(());
-                        }
-                    }
-                    write(Doc::Raw {
-                        plan,
-                        doc: &doc,
-                        level,
+                    Ok(Rendered {
+                        read: batch.len() as u64,
+                        json: json.buf,
+                        ends,
                     })
-                    .map_err(io_fault)?;
-                    count += 1;
+                },
+                |r| {
+                    self.seen(&mut seen, r.read)?;
+                    let mut start = 0;
+                    for &end in &r.ends {
+                        write(&r.json[start..end]).map_err(io_fault)?;
+                        start = end;
+                    }
+                    count += r.ends.len() as u64;
                     Ok(())
                 },
-            )?;
-        } else {
-            let mut lookup = StoreLookup::new(&store, &org, principal);
-            read_ahead(
+            )?,
+            (Some(plan), out) => read_ahead(
                 records,
                 keep,
-                |r| opener.doc(r),
-                |d| {
-                    counted(self)?;
-                    if let Some((linked, parent)) = member_of
-                        && !references(d.props.get(linked), parent)
-                    {
-                        return Ok(());
-                    }
-                    if !src.projector.readable(def, &d) {
-                        return Ok(());
-                    }
-                    if let Some(e) = src.filter {
-                        // a principal's where sees only what the principal may read
-                        if !matches(e, &visible_doc(def, &d, principal)) {
-                            return Ok(());
+                |batch| opened(&batch, |r| opener.record(r).map(|(_, rec)| rec)),
+                |recs| {
+                    self.seen(&mut seen, recs.len() as u64)?;
+                    for rec in recs {
+                        if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
+                            out.doc(Doc::Raw {
+                                plan,
+                                doc: &doc,
+                                level,
+                            })
+                            .map_err(io_fault)?;
+                            count += 1;
                         }
                     }
-                    let mut out = src.projector.project(def, &d, src.cat, &mut lookup);
-                    if let Some(sink) = self.files.as_mut() {
-                        sink.attach(def, d.id, &d.props, &mut out)?;
-                    }
-                    write(Doc::Map(&out)).map_err(io_fault)?;
-                    count += 1;
                     Ok(())
                 },
-            )?;
+            )?,
+            (None, out) => {
+                let mut lookup = StoreLookup::new(&store, &org, principal);
+                read_ahead(
+                    records,
+                    keep,
+                    |batch| opened(&batch, |r| opener.doc(r)),
+                    |docs| {
+                        self.seen(&mut seen, docs.len() as u64)?;
+                        for d in docs {
+                            if let Some((linked, parent)) = member_of
+                                && !references(d.props.get(linked), parent)
+                            {
+                                continue;
+                            }
+                            if !src.projector.readable(def, &d) {
+                                continue;
+                            }
+                            if let Some(e) = src.filter {
+                                // a principal's where sees only what the principal may read
+                                if !matches(e, &visible_doc(def, &d, principal)) {
+                                    continue;
+                                }
+                            }
+                            let mut shaped = src.projector.project(def, &d, src.cat, &mut lookup);
+                            if let Some(sink) = self.files.as_mut() {
+                                sink.attach(def, d.id, &d.props, &mut shaped)?;
+                            }
+                            out.doc(Doc::Map(&shaped)).map_err(io_fault)?;
+                            count += 1;
+                        }
+                        Ok(())
+                    },
+                )?
+            }
         }
         self.done = seen;
         Ok(count)
@@ -464,7 +484,7 @@ impl Run<'_> {
         parent: &ObjectDef,
         parent_id: ObjectId,
         prop: &crate::model::schema::PropDef,
-        write: &mut dyn FnMut(Doc) -> std::io::Result<()>,
+        out: &mut Out,
     ) -> std::result::Result<u64, Stop> {
         let org = self.rec.org.clone();
         let store = self.store.clone();
@@ -507,11 +527,11 @@ impl Run<'_> {
             if src.filter.is_some_and(|e| !matches_element(e, sm)) {
                 continue;
             }
-            let mut out = src.projector.shape(&prop.properties, rm, &mut lookup);
+            let mut shaped = src.projector.shape(&prop.properties, rm, &mut lookup);
             if let Some(sink) = self.files.as_mut() {
-                sink.attach(parent, parent_id, &doc.props, &mut out)?;
+                sink.attach(parent, parent_id, &doc.props, &mut shaped)?;
             }
-            write(Doc::Map(&out)).map_err(io_fault)?;
+            out.doc(Doc::Map(&shaped)).map_err(io_fault)?;
             count += 1;
             self.done = count;
         }
@@ -574,10 +594,11 @@ impl Run<'_> {
             flate2::write::DeflateEncoder::new(self.store.spill()?, flate2::Compression::fast()),
         );
         let mut flat = Flattener::default();
-        let count = self.each_doc(src, |d| {
+        let mut row = |d: Doc| {
             d.emit(&mut flat).map_err(std::io::Error::other)?;
             flat.spill_row(&mut spill)
-        })?;
+        };
+        let count = self.each_doc(src, Out::Docs(&mut row))?;
         let spill = spill
             .into_inner()
             .map_err(|e| io_fault(e.into_error()))?
@@ -606,20 +627,92 @@ impl Run<'_> {
     }
 }
 
-/// A batch of opened records, or what stopped the reading.
-type Opened<T> = Result<Vec<T>, Fault>;
+/// Where exported documents go: as documents (CSV flattens them), or as their compact JSON
+/// (NDJSON and JSON), which the fast lane renders on the reading threads.
+enum Out<'w> {
+    Docs(&'w mut dyn FnMut(Doc) -> std::io::Result<()>),
+    Json {
+        /// For documents rendered here.
+        json: JsonOut,
+        write: &'w mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    },
+}
 
-/// Reads sealed records on one thread and opens them (decrypts; the general path also
-/// decodes) in batches on a few others, so that neither reading nor decryption limits an
-/// export; `each` gets them in order. Reading stops at the first key `keep` refuses, or at
-/// the first error, which `each`'s caller gets in order too.
+impl Out<'_> {
+    fn doc(&mut self, d: Doc) -> std::io::Result<()> {
+        match self {
+            Out::Docs(write) => write(d),
+            Out::Json { json, write } => {
+                json.clear();
+                d.emit(json).map_err(std::io::Error::other)?;
+                write(&json.buf)
+            }
+        }
+    }
+}
+
+/// A batch the fast lane rendered: how many records it read, and the JSON of those it
+/// took, one after another (`ends`: where each ends).
+struct Rendered {
+    read: u64,
+    json: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A stored document of `def` in the fast lane, with the level it is seen at, if the
+/// export takes it: a member of the list, readable, and matching the filter.
+fn admit<'r>(
+    src: &Source,
+    def: &ObjectDef,
+    member_of: Option<(&str, ObjectId)>,
+    rec: &'r [u8],
+) -> Result<Option<(RawDoc<'r>, u8)>, Fault> {
+    let doc = RawDoc::parse(rec)?;
+    if let Some((linked, parent)) = member_of {
+        let v = doc.prop(linked).and_then(|v| v.to_value().ok());
+        if !references(v.as_ref(), parent) {
+            return Ok(None);
+        }
+    }
+    // without a principal the level is `direct::ALL`, which reads everything
+    let level = crate::export::direct::level(def, &doc, src.projector.principal.as_ref());
+    if !crate::model::acl::may_read(level) {
+        return Ok(None);
+    }
+    if let Some(e) = src.filter {
+        let root = RawRoot {
+            def,
+            doc: &doc,
+            level,
+        };
+        if !matches_root(e, &root) {
+            return Ok(None);
+        }
+    }
+    Ok(Some((doc, level)))
+}
+
+/// Opens every record of a batch, or fails with the first that does not open.
+fn opened<T>(
+    batch: &[SealedDoc],
+    open: impl Fn(&SealedDoc) -> Result<T, Fault>,
+) -> Result<Vec<T>, Fault> {
+    batch.iter().map(open).collect()
+}
+
+/// Reads sealed records on one thread and hands them in batches to a few others, which
+/// open them (decrypt; then decode, or render outright) so that neither reading nor
+/// decryption limits an export; `each` gets the batches' results in order. Reading stops
+/// at the first key `keep` refuses, or at the first error, which `each`'s caller gets in
+/// order too.
 fn read_ahead<T: Send>(
     records: impl Iterator<Item = Result<SealedDoc, Fault>> + Send,
     keep: impl Fn(&[u8]) -> bool + Send,
-    open: impl Fn(&SealedDoc) -> Result<T, Fault> + Sync,
+    open: impl Fn(Vec<SealedDoc>) -> Result<T, Fault> + Sync,
     mut each: impl FnMut(T) -> std::result::Result<(), Stop>,
 ) -> std::result::Result<(), Stop> {
     use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+    type Opened<T> = Result<T, Fault>;
     let workers = cores();
     let (jobs, job_rx) = sync_channel::<(Vec<SealedDoc>, SyncSender<Opened<T>>)>(workers);
     let job_rx = std::sync::Mutex::new(job_rx);
@@ -632,7 +725,7 @@ fn read_ahead<T: Send>(
                 loop {
                     let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((batch, reply)) = job else { return };
-                    let _ = reply.send(batch.iter().map(open).collect());
+                    let _ = reply.send(open(batch));
                 }
             });
         }
@@ -671,9 +764,7 @@ fn read_ahead<T: Send>(
             let batch = opened
                 .recv()
                 .map_err(|_| Fault::internal("reading documents failed", "a reader stopped"))??;
-            for item in batch {
-                each(item)?;
-            }
+            each(batch)?;
         }
         Ok(())
     })

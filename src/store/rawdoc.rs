@@ -285,6 +285,33 @@ impl<'a> RawDoc<'a> {
     }
 }
 
+/// Looks names up in a map's entries, each search starting after the last hit: renderers
+/// ask in definition order, which is mostly the stored order, so a lookup usually compares
+/// one key instead of scanning.
+pub struct Lookup<'m, 'a> {
+    entries: &'m [(&'a str, Raw<'a>)],
+    next: usize,
+}
+
+impl<'m, 'a> Lookup<'m, 'a> {
+    pub fn new(entries: &'m [(&'a str, Raw<'a>)]) -> Self {
+        Lookup { entries, next: 0 }
+    }
+
+    pub fn get(&mut self, name: &str) -> Option<Raw<'a>> {
+        let (after, before) = self.entries.split_at(self.next.min(self.entries.len()));
+        let (i, v) = before
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i + after.len(), e))
+            .chain(after.iter().enumerate())
+            .find(|(_, (k, _))| *k == name)
+            .map(|(i, (_, v))| (i, *v))?;
+        self.next = i + 1;
+        Some(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +355,29 @@ mod tests {
         assert_eq!(raw.prop("c_a").unwrap().items().unwrap().len(), 3);
         assert_eq!(raw.prop("c_m").unwrap().entries().unwrap()[0].0, "k");
         assert!(raw.prop("c_n").unwrap().entries().is_none());
+    }
+
+    #[test]
+    fn lookups_find_every_key_in_any_order() {
+        let bytes = encode(&stored(json!({"a": 1, "b": 2, "c": 3, "d": 4})));
+        let raw = RawDoc::parse(&bytes).unwrap();
+        for order in [
+            ["a", "b", "c", "d"],
+            ["d", "c", "b", "a"],
+            ["b", "d", "a", "c"],
+            ["c", "a", "d", "b"],
+        ] {
+            let mut l = Lookup::new(&raw.props);
+            for k in order {
+                assert_eq!(
+                    l.get(k).unwrap().to_value().unwrap(),
+                    raw.prop(k).unwrap().to_value().unwrap()
+                );
+            }
+            assert!(l.get("z").is_none());
+            assert!(l.get("a").is_some(), "a miss leaves the cursor usable");
+        }
+        assert!(Lookup::new(&[]).get("a").is_none());
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub struct JsonOut {
 }
 
 impl JsonOut {
+    pub fn with_capacity(bytes: usize) -> Self {
+        JsonOut {
+            buf: Vec::with_capacity(bytes),
+            first: Vec::new(),
+        }
+    }
+
     /// Empties the buffer for the next document.
     pub fn clear(&mut self) {
         self.buf.clear();
