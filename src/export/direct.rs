@@ -4,7 +4,7 @@
 //! `Projector::project` and serialization give (the differential test below holds both to
 //! the same bytes), without building a map, cloning values or hashing keys per document.
 
-use crate::export::formats::emit::Emit;
+use crate::export::formats::emit::{Emit, Key, RefShape};
 use crate::fault::{Fault, Result};
 use crate::model::document::Plurals;
 use crate::model::ids::ObjectId;
@@ -21,17 +21,20 @@ pub struct Plan {
     object: String,
     plural: String,
     props: Vec<PropPlan>,
+    /// Creators and owners.
+    account: RefShape,
 }
 
 struct PropPlan {
     name: String,
+    key: Key,
     ty: PropType,
     array: bool,
     /// Left out of the default view: optional and not in `include`.
     dropped: bool,
     read_level: u8,
     /// References: the target object and its plural name.
-    target: (String, String),
+    target: RefShape,
     /// Document properties: their own properties.
     children: Vec<PropPlan>,
 }
@@ -79,6 +82,7 @@ impl Plan {
             object: def.name.clone(),
             plural: def.plural_name.clone(),
             props: plan_props(&def.properties, "", cat, &p.include),
+            account: RefShape::new("account", "accounts"),
         })
     }
 
@@ -96,15 +100,15 @@ impl Plan {
             e.str(u);
         }
         e.key("creator");
-        reference(e, "account", "accounts", doc.creator);
+        e.reference(&self.account, doc.creator);
         e.key("owner");
-        reference(e, "account", "accounts", doc.owner);
+        e.reference(&self.account, doc.owner);
         let plural = At::root(&self.plural);
         let base = At::Str(&plural, doc.id);
         let mut props = Lookup::new(&doc.props);
         for p in self.props.iter().filter(|p| p.shown(level)) {
             if let Some(v) = props.get(&p.name) {
-                e.key(&p.name);
+                e.key_ready(&p.key);
                 value(p, v, &base, level, e)?;
             }
         }
@@ -127,11 +131,12 @@ fn plan_props(
             let plural = cat.plural(&target);
             PropPlan {
                 name: p.name.clone(),
+                key: Key::new(&p.name),
                 ty: p.ty,
                 array: p.array,
                 dropped: p.optional && !include.contains(&path),
                 read_level: p.read_level(),
-                target: (target, plural),
+                target: RefShape::new(&target, &plural),
                 children: plan_props(&p.properties, &path, cat, include),
             }
         })
@@ -168,17 +173,6 @@ impl<'a> At<'a> {
             }
         }
     }
-}
-
-fn reference<E: Emit>(e: &mut E, object: &str, plural: &str, id: &str) {
-    e.begin_object();
-    e.key("_id");
-    e.str(id);
-    e.key("object");
-    e.str(object);
-    e.key("path");
-    e.str_parts(&["/", plural, "/", id]);
-    e.end_object();
 }
 
 fn get<'a>(m: &[(&str, Raw<'a>)], k: &str) -> Option<Raw<'a>> {
@@ -231,10 +225,10 @@ fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &At, level: u8, e: &mut E) -> Res
     match p.ty {
         PropType::Reference => match v.as_str() {
             Some(id) => {
-                reference(e, &p.target.0, &p.target.1, id);
+                e.reference(&p.target, id);
                 Ok(())
             }
-            None => transcode(&mut v.reader(), e),
+            None => transcode(&mut v.unchecked_reader(), e),
         },
         PropType::File => match v.entries() {
             Some(m) => {
@@ -244,7 +238,7 @@ fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &At, level: u8, e: &mut E) -> Res
                 for k in ["name", "mime", "filename", "size", "ETag", "state"] {
                     if let Some(x) = get(&m, k) {
                         e.key(k);
-                        transcode(&mut x.reader(), e)?;
+                        transcode(&mut x.unchecked_reader(), e)?;
                     }
                 }
                 e.key("path");
@@ -254,28 +248,28 @@ fn scalar<E: Emit>(p: &PropPlan, v: Raw, path: &At, level: u8, e: &mut E) -> Res
                 e.end_object();
                 Ok(())
             }
-            None => transcode(&mut v.reader(), e),
+            None => transcode(&mut v.unchecked_reader(), e),
         },
         PropType::Document => match v.entries() {
             Some(m) => {
                 e.begin_object();
                 if let Some(id) = get(&m, "_id") {
                     e.key("_id");
-                    transcode(&mut id.reader(), e)?;
+                    transcode(&mut id.unchecked_reader(), e)?;
                 }
                 let mut props = Lookup::new(&m);
                 for sp in p.children.iter().filter(|c| c.shown(level)) {
                     if let Some(sv) = props.get(&sp.name) {
-                        e.key(&sp.name);
+                        e.key_ready(&sp.key);
                         value(sp, sv, path, level, e)?;
                     }
                 }
                 e.end_object();
                 Ok(())
             }
-            None => transcode(&mut v.reader(), e),
+            None => transcode(&mut v.unchecked_reader(), e),
         },
-        _ => transcode(&mut v.reader(), e),
+        _ => transcode(&mut v.unchecked_reader(), e),
     }
 }
 
@@ -291,6 +285,11 @@ fn transcode<E: Emit>(r: &mut Reader, e: &mut E) -> Result<()> {
             None => e.null(),
         },
         Item::Str(s) => e.str(s),
+        Item::Text(b) => {
+            if !e.utf8(b) {
+                return Err(not_utf8());
+            }
+        }
         Item::Array(n) => {
             e.begin_array();
             for _ in 0..n {
@@ -302,8 +301,10 @@ fn transcode<E: Emit>(r: &mut Reader, e: &mut E) -> Result<()> {
         Item::Map(n) => {
             e.begin_object();
             for _ in 0..n {
-                let Item::Str(k) = r.item()? else {
-                    return Err(Fault::internal("stored record is unreadable", "map key"));
+                let k = match r.item()? {
+                    Item::Str(k) => k,
+                    Item::Text(b) => std::str::from_utf8(b).map_err(|_| not_utf8())?,
+                    _ => return Err(Fault::internal("stored record is unreadable", "map key")),
                 };
                 e.key(k);
                 transcode(r, e)?;
@@ -318,6 +319,10 @@ fn transcode<E: Emit>(r: &mut Reader, e: &mut E) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn not_utf8() -> Fault {
+    Fault::internal("stored record is unreadable", "a string is not UTF-8")
 }
 
 /// The access level of `viewer` on a stored document (`ALL` without a viewer).

@@ -17,6 +17,8 @@ pub enum Item<'a> {
     Int(i64),
     Float(f64),
     Str(&'a str),
+    /// A string not checked to be UTF-8 yet (readers made by `Raw::unchecked_reader`).
+    Text(&'a [u8]),
     Array(u32),
     Map(u32),
     /// Binary and extension values: never written for documents.
@@ -28,6 +30,8 @@ pub enum Item<'a> {
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Strings come as `Item::Text`, for an output that checks them as it writes them.
+    unchecked: bool,
 }
 
 fn unreadable() -> Fault {
@@ -36,7 +40,11 @@ fn unreadable() -> Fault {
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            unchecked: false,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -64,6 +72,9 @@ impl<'a> Reader<'a> {
         let b = self.take(n)?;
         if !check {
             return Ok(Item::Str(""));
+        }
+        if self.unchecked {
+            return Ok(Item::Text(b));
         }
         std::str::from_utf8(b)
             .map(Item::Str)
@@ -178,6 +189,14 @@ pub struct Raw<'a>(pub &'a [u8]);
 impl<'a> Raw<'a> {
     pub fn reader(self) -> Reader<'a> {
         Reader::new(self.0)
+    }
+
+    /// A reader giving strings as `Item::Text`: whoever writes them checks them.
+    pub fn unchecked_reader(self) -> Reader<'a> {
+        Reader {
+            unchecked: true,
+            ..self.reader()
+        }
     }
 
     /// The value as a string, if it is one.

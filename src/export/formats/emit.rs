@@ -17,9 +17,81 @@ pub trait Emit {
     fn bool(&mut self, b: bool);
     fn number(&mut self, n: &Number);
     fn str(&mut self, s: &str);
+    /// A string given as stored bytes, not yet checked to be UTF-8; false (and nothing
+    /// written) when they are not. Outputs that scan strings anyway check on the way.
+    fn utf8(&mut self, b: &[u8]) -> bool {
+        match std::str::from_utf8(b) {
+            Ok(s) => {
+                self.str(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
     /// A string given in parts (paths), so that it need not be built first.
     fn str_parts(&mut self, parts: &[&str]) {
         self.str(&parts.concat());
+    }
+    /// `key(k)`, for a key whose JSON (`"k":`) was made beforehand.
+    fn key_ready(&mut self, k: &Key) {
+        self.key(&k.name);
+    }
+    /// A reference to document `id`: `{"_id":id,"object":..,"path":"/plural/id"}`.
+    fn reference(&mut self, r: &RefShape, id: &str) {
+        reference_events(self, r, id);
+    }
+}
+
+fn reference_events<E: Emit + ?Sized>(e: &mut E, r: &RefShape, id: &str) {
+    e.begin_object();
+    e.key("_id");
+    e.str(id);
+    e.key("object");
+    e.str(&r.object);
+    e.key("path");
+    e.str_parts(&["/", &r.plural, "/", id]);
+    e.end_object();
+}
+
+/// A key known before rendering, with its JSON made once.
+pub struct Key {
+    pub name: String,
+    json: Vec<u8>,
+}
+
+impl Key {
+    pub fn new(name: &str) -> Key {
+        let mut json = serde_json::to_vec(name).unwrap_or_default();
+        json.push(b':');
+        Key {
+            name: name.to_string(),
+            json,
+        }
+    }
+}
+
+/// The target of references (object and plural name), with the JSON that goes between
+/// a reference's two copies of the id made once.
+pub struct RefShape {
+    pub object: String,
+    pub plural: String,
+    /// `","object":"<object>","path":"/<plural>/`, escaped.
+    between: Vec<u8>,
+}
+
+impl RefShape {
+    pub fn new(object: &str, plural: &str) -> RefShape {
+        let mut between = b"\",\"object\":".to_vec();
+        between.extend(serde_json::to_vec(object).unwrap_or_default());
+        between.extend(b",\"path\":");
+        let path = serde_json::to_vec(&format!("/{plural}/")).unwrap_or_default();
+        // the path's string, left open for the id
+        between.extend(&path[..path.len().saturating_sub(1)]);
+        RefShape {
+            object: object.to_string(),
+            plural: plural.to_string(),
+            between,
+        }
     }
 }
 
@@ -95,10 +167,16 @@ impl JsonOut {
 }
 
 /// Whether JSON needs no escape in `s`: serde_json escapes only '"', '\\' and control
-/// characters. Checked in blocks without early exit, which the compiler vectorizes.
+/// characters.
 fn plain(s: &str) -> bool {
-    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
-    let mut blocks = s.as_bytes().chunks_exact(16);
+    plain_ascii(s.as_bytes(), |b| (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
+/// Whether none of `b` is `special`. Checked in blocks without early exit, which the
+/// compiler vectorizes.
+#[inline(always)]
+fn plain_ascii(b: &[u8], special: impl Fn(u8) -> bool) -> bool {
+    let mut blocks = b.chunks_exact(16);
     for block in &mut blocks {
         if block.iter().fold(false, |acc, &b| acc | special(b)) {
             return false;
@@ -145,6 +223,36 @@ impl Emit for JsonOut {
     fn str(&mut self, s: &str) {
         self.string(s);
     }
+    fn utf8(&mut self, b: &[u8]) -> bool {
+        // plain ASCII (most stored strings) is valid UTF-8 needing no escape: one pass
+        if plain_ascii(b, |b| (b < 0x20) | (b == b'"') | (b == b'\\') | (b >= 0x80)) {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(b);
+            self.buf.push(b'"');
+            return true;
+        }
+        match std::str::from_utf8(b) {
+            Ok(s) => {
+                self.string(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+    fn key_ready(&mut self, k: &Key) {
+        self.separate();
+        self.buf.extend_from_slice(&k.json);
+    }
+    fn reference(&mut self, r: &RefShape, id: &str) {
+        if !plain(id) {
+            return reference_events(self, r, id);
+        }
+        self.buf.extend_from_slice(b"{\"_id\":\"");
+        self.buf.extend_from_slice(id.as_bytes());
+        self.buf.extend_from_slice(&r.between);
+        self.buf.extend_from_slice(id.as_bytes());
+        self.buf.extend_from_slice(b"\"}");
+    }
     fn str_parts(&mut self, parts: &[&str]) {
         if parts.iter().all(|p| plain(p)) {
             self.buf.push(b'"');
@@ -172,6 +280,66 @@ mod tests {
         let mut out = JsonOut::default();
         value(&v, &mut out);
         assert_eq!(out.buf, serde_json::to_vec(&v).unwrap());
+    }
+
+    #[test]
+    fn stored_bytes_are_checked_and_escaped_like_strings() {
+        let long = "0123456789abcdef".repeat(3);
+        for s in [
+            "",
+            "plain",
+            "é",
+            "x\"y",
+            "\\",
+            "\u{1}",
+            "\u{7f}",
+            "日本語",
+            &long,
+        ] {
+            for t in [s.to_string(), format!("{long}{s}"), format!("{s}{long}")] {
+                let mut out = JsonOut::default();
+                assert!(out.utf8(t.as_bytes()));
+                assert_eq!(out.buf, serde_json::to_vec(&t).unwrap(), "{t:?}");
+            }
+        }
+        for bad in [
+            &b"\xff"[..],
+            b"abc\xc3",
+            b"0123456789abcdef\xed\xa0\x80",
+            b"\xc0\xaf",
+        ] {
+            let mut out = JsonOut::default();
+            assert!(!out.utf8(bad), "{bad:?}");
+            assert!(out.buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn ready_keys_and_references_match_serde_json() {
+        for (object, plural) in [("account", "accounts"), ("c_\"q", "c_\\é\n")] {
+            let shape = RefShape::new(object, plural);
+            for id in ["6b0c048aa502f3d31dfe4120", "a\"b", ""] {
+                let mut out = JsonOut::default();
+                out.begin_array();
+                out.item();
+                out.reference(&shape, id);
+                out.item();
+                out.begin_object();
+                out.key_ready(&Key::new(plural));
+                out.reference(&shape, id);
+                out.key_ready(&Key::new("k"));
+                out.null();
+                out.end_object();
+                out.end_array();
+                let r = json!({"_id": id, "object": object, "path": format!("/{plural}/{id}")});
+                let want = json!([r.clone(), {plural: r, "k": null}]);
+                assert_eq!(
+                    out.buf,
+                    serde_json::to_vec(&want).unwrap(),
+                    "{object} {plural} {id}"
+                );
+            }
+        }
     }
 
     #[test]
