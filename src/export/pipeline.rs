@@ -418,23 +418,30 @@ impl Run<'_> {
                     Ok(())
                 },
             )?,
-            (Some(plan), out) => read_ahead(
+            // CSV's fast lane: the reading threads flatten too, this one numbers and spills
+            (Some(plan), Out::Csv { flat, spill }) => read_ahead(
                 records,
                 keep,
-                |batch| opened(&batch, |r| opener.record(r).map(|(_, rec)| rec)),
-                |recs| {
-                    self.seen(&mut seen, recs.len() as u64)?;
-                    for rec in recs {
+                |batch| {
+                    let mut apart = Flattener::default();
+                    let mut rows = Vec::with_capacity(batch.len() * 512);
+                    let mut docs = 0u64;
+                    for r in &batch {
+                        let (_, rec) = opener.record(r)?;
                         if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
-                            out.doc(Doc::Raw {
-                                plan,
-                                doc: &doc,
-                                level,
-                            })
-                            .map_err(io_fault)?;
-                            count += 1;
+                            plan.render(&doc, level, &mut apart)?;
+                            apart
+                                .spill_row(&mut rows)
+                                .map_err(|e| Fault::internal("flattening failed", e))?;
+                            docs += 1;
                         }
                     }
+                    Ok((batch.len() as u64, docs, apart.into_batch(rows)))
+                },
+                |(read, docs, rows)| {
+                    self.seen(&mut seen, read)?;
+                    flat.merge(&rows, *spill).map_err(io_fault)?;
+                    count += docs;
                     Ok(())
                 },
             )?,
@@ -594,11 +601,13 @@ impl Run<'_> {
             flate2::write::DeflateEncoder::new(self.store.spill()?, flate2::Compression::fast()),
         );
         let mut flat = Flattener::default();
-        let mut row = |d: Doc| {
-            d.emit(&mut flat).map_err(std::io::Error::other)?;
-            flat.spill_row(&mut spill)
-        };
-        let count = self.each_doc(src, Out::Docs(&mut row))?;
+        let count = self.each_doc(
+            src,
+            Out::Csv {
+                flat: &mut flat,
+                spill: &mut spill,
+            },
+        )?;
         let spill = spill
             .into_inner()
             .map_err(|e| io_fault(e.into_error()))?
@@ -627,10 +636,13 @@ impl Run<'_> {
     }
 }
 
-/// Where exported documents go: as documents (CSV flattens them), or as their compact JSON
-/// (NDJSON and JSON), which the fast lane renders on the reading threads.
+/// Where exported documents go: flattened into CSV rows and spilled, or as their compact
+/// JSON (NDJSON and JSON). The fast lane renders or flattens on the reading threads.
 enum Out<'w> {
-    Docs(&'w mut dyn FnMut(Doc) -> std::io::Result<()>),
+    Csv {
+        flat: &'w mut Flattener,
+        spill: &'w mut dyn Write,
+    },
     Json {
         /// For documents rendered here.
         json: JsonOut,
@@ -641,7 +653,10 @@ enum Out<'w> {
 impl Out<'_> {
     fn doc(&mut self, d: Doc) -> std::io::Result<()> {
         match self {
-            Out::Docs(write) => write(d),
+            Out::Csv { flat, spill } => {
+                d.emit(*flat).map_err(std::io::Error::other)?;
+                flat.spill_row(*spill)
+            }
             Out::Json { json, write } => {
                 json.clear();
                 d.emit(json).map_err(std::io::Error::other)?;

@@ -9,6 +9,10 @@ use serde_json::Number;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
+/// Column names → numbers. foldhash: SipHash was a tenth of pass one's time, and the names
+/// come from the object's definition, not from whoever writes documents.
+type Numbers = HashMap<String, u32, foldhash::fast::RandomState>;
+
 /// Pass one: flattens documents emitted into it. `null` is a leaf with an empty cell; empty
 /// arrays and objects produce nothing. Columns are numbered as they first appear.
 #[derive(Default)]
@@ -16,7 +20,7 @@ pub struct Flattener {
     /// The current leaf's column name.
     key: String,
     frames: Vec<Frame>,
-    numbers: HashMap<String, u32>,
+    numbers: Numbers,
     names: Vec<String>,
     /// The current document's row: (varint column, varint length, cell bytes)*.
     row: Vec<u8>,
@@ -68,17 +72,30 @@ fn bad_row() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "spilled CSV row is malformed")
 }
 
+/// Rows flattened on their own (on another thread), their columns numbered by `names`;
+/// `Flattener::merge` renumbers and spills them.
+pub struct FlatBatch {
+    names: Vec<String>,
+    /// Rows as `spill_row` writes them.
+    rows: Vec<u8>,
+}
+
 impl Flattener {
-    fn leaf(&mut self, cell: &str) {
-        let n = match self.numbers.get(self.key.as_str()) {
+    /// The number of column `name`, given on first sight.
+    fn number(numbers: &mut Numbers, names: &mut Vec<String>, name: &str) -> u32 {
+        match numbers.get(name) {
             Some(&n) => n,
             None => {
-                let n = self.names.len() as u32;
-                self.numbers.insert(self.key.clone(), n);
-                self.names.push(self.key.clone());
+                let n = names.len() as u32;
+                numbers.insert(name.to_string(), n);
+                names.push(name.to_string());
                 n
             }
-        };
+        }
+    }
+
+    fn leaf(&mut self, cell: &str) {
+        let n = Self::number(&mut self.numbers, &mut self.names, &self.key);
         put_varint(&mut self.row, n as u64);
         put_varint(&mut self.row, cell.len() as u64);
         self.row.extend_from_slice(cell.as_bytes());
@@ -94,7 +111,7 @@ impl Flattener {
     }
 
     /// Writes the row of the document emitted since the last call as one spill record.
-    pub fn spill_row<W: Write>(&mut self, w: &mut W) -> io::Result<()> {
+    pub fn spill_row<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<()> {
         let mut head = Vec::with_capacity(10);
         put_varint(&mut head, self.row.len() as u64);
         w.write_all(&head)?;
@@ -102,6 +119,52 @@ impl Flattener {
         self.row.clear();
         self.frames.clear();
         self.key.clear();
+        Ok(())
+    }
+
+    /// The rows spilled into `rows` by this flattener, with its column names.
+    pub fn into_batch(self, rows: Vec<u8>) -> FlatBatch {
+        FlatBatch {
+            names: self.names,
+            rows,
+        }
+    }
+
+    /// Spills the rows of `batch` (flattened apart, in document order) to `w` as if they
+    /// had been flattened here: their columns take this flattener's numbers.
+    pub fn merge<W: Write + ?Sized>(&mut self, batch: &FlatBatch, w: &mut W) -> io::Result<()> {
+        let numbers: Vec<u32> = batch
+            .names
+            .iter()
+            .map(|name| Self::number(&mut self.numbers, &mut self.names, name))
+            .collect();
+        let rows = &batch.rows[..];
+        let mut pos = 0;
+        while pos < rows.len() {
+            let len = usize::try_from(get_varint(rows, &mut pos)?).map_err(|_| bad_row())?;
+            let end = pos
+                .checked_add(len)
+                .filter(|&e| e <= rows.len())
+                .ok_or_else(bad_row)?;
+            let row = &rows[..end];
+            while pos < end {
+                let column = get_varint(row, &mut pos)?;
+                let n = usize::try_from(get_varint(row, &mut pos)?).map_err(|_| bad_row())?;
+                let cell = pos
+                    .checked_add(n)
+                    .and_then(|e| row.get(pos..e))
+                    .ok_or_else(bad_row)?;
+                let number = usize::try_from(column)
+                    .ok()
+                    .and_then(|c| numbers.get(c))
+                    .ok_or_else(bad_row)?;
+                put_varint(&mut self.row, *number as u64);
+                put_varint(&mut self.row, n as u64);
+                self.row.extend_from_slice(cell);
+                pos += n;
+            }
+            self.spill_row(w)?;
+        }
         Ok(())
     }
 
@@ -306,6 +369,70 @@ mod tests {
             w.write_row(&row).unwrap();
         }
         String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    /// As `run`, flattening `per` documents at a time apart and merging them.
+    fn run_batched(docs: &[Value], per: usize) -> String {
+        let mut flat = Flattener::default();
+        let mut spill = Vec::new();
+        for chunk in docs.chunks(per) {
+            let mut apart = Flattener::default();
+            let mut rows = Vec::new();
+            for d in chunk {
+                super::super::emit::value(d, &mut apart);
+                apart.spill_row(&mut rows).unwrap();
+            }
+            flat.merge(&apart.into_batch(rows), &mut spill).unwrap();
+        }
+        let (header, position) = flat.columns();
+        let mut w = CsvWriter::new(Vec::new(), &header, position, false).unwrap();
+        let mut rows = SpillRows::new(spill.as_slice());
+        while let Some(row) = rows.next_row().unwrap() {
+            let row = row.to_vec();
+            w.write_row(&row).unwrap();
+        }
+        String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn batches_flattened_apart_merge_like_one_flattener() {
+        let docs: Vec<Value> = (0..9)
+            .map(|i| match i % 3 {
+                0 => json!({"_id": i.to_string(), "a": i, "m": {"x": [i, null]}}),
+                1 => json!({"_id": i.to_string(), "z": "é,\"", "a": null, "k": [[]]}),
+                _ => json!({"_id": i.to_string(), "m": {"y": true, "x": []}, "b": 1.5}),
+            })
+            .collect();
+        let whole = run(&docs, false);
+        assert!(
+            whole.starts_with("_id,a,b,m.x[0],m.x[1],m.y,z\n"),
+            "{whole}"
+        );
+        for per in 1..=docs.len() {
+            assert_eq!(run_batched(&docs, per), whole, "{per} per batch");
+        }
+    }
+
+    #[test]
+    fn malformed_batch_rows_are_errors() {
+        let mut apart = Flattener::default();
+        super::super::emit::value(&json!({"_id": "a", "b": "cell"}), &mut apart);
+        let mut rows = Vec::new();
+        apart.spill_row(&mut rows).unwrap();
+        for cut in 1..rows.len() {
+            let batch = FlatBatch {
+                names: apart.names.clone(),
+                rows: rows[..cut].to_vec(),
+            };
+            let err = Flattener::default().merge(&batch, &mut Vec::new());
+            assert!(err.is_err(), "cut at {cut}");
+        }
+        // a column number the batch never named
+        let batch = FlatBatch {
+            names: vec!["_id".into()],
+            rows: vec![3, 1, 1, b'x'],
+        };
+        assert!(Flattener::default().merge(&batch, &mut Vec::new()).is_err());
     }
 
     #[test]
