@@ -175,8 +175,8 @@ impl<'a> At<'a> {
     }
 }
 
-fn get<'a>(m: &[(&str, Raw<'a>)], k: &str) -> Option<Raw<'a>> {
-    m.iter().find(|(x, _)| *x == k).map(|(_, v)| *v)
+fn get<'a>(m: &[(&[u8], Raw<'a>)], k: &str) -> Option<Raw<'a>> {
+    m.iter().find(|(x, _)| *x == k.as_bytes()).map(|(_, v)| *v)
 }
 
 /// As `document::render_value`, then the default view's removals.

@@ -174,6 +174,17 @@ impl<'a> Reader<'a> {
         Ok(Raw(&self.buf[start..self.pos]))
     }
 
+    /// A map key as bytes, not checked to be UTF-8: keys are only compared with names.
+    fn key(&mut self) -> Result<&'a [u8]> {
+        let unchecked = std::mem::replace(&mut self.unchecked, true);
+        let item = self.read(true);
+        self.unchecked = unchecked;
+        match item? {
+            Item::Text(b) => Ok(b),
+            _ => Err(unreadable()),
+        }
+    }
+
     fn string(&mut self) -> Result<&'a str> {
         match self.item()? {
             Item::Str(s) => Ok(s),
@@ -207,15 +218,15 @@ impl<'a> Raw<'a> {
         }
     }
 
-    /// The entries of a map value (None: not a map).
-    pub fn entries(self) -> Option<Vec<(&'a str, Raw<'a>)>> {
+    /// The entries of a map value (None: not a map), keys as bytes (see `Reader::key`).
+    pub fn entries(self) -> Option<Vec<(&'a [u8], Raw<'a>)>> {
         let mut r = self.reader();
         let Ok(Item::Map(n)) = r.item() else {
             return None;
         };
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let k = r.string().ok()?;
+            let k = r.key().ok()?;
             out.push((k, r.value().ok()?));
         }
         Some(out)
@@ -244,8 +255,8 @@ pub struct RawDoc<'a> {
     pub updated: Option<&'a str>,
     pub creator: &'a str,
     pub owner: &'a str,
-    /// Stored properties, in stored order.
-    pub props: Vec<(&'a str, Raw<'a>)>,
+    /// Stored properties, in stored order (names as bytes, see `Reader::key`).
+    pub props: Vec<(&'a [u8], Raw<'a>)>,
 }
 
 impl<'a> RawDoc<'a> {
@@ -271,20 +282,19 @@ impl<'a> RawDoc<'a> {
         };
         let mut seen = 0u8;
         for _ in 0..n {
-            let field = r.string()?;
-            match field {
-                "id" => (doc.id, seen) = (r.string()?, seen | 1),
-                "created" => (doc.created, seen) = (r.string()?, seen | 2),
-                "creator" => (doc.creator, seen) = (r.string()?, seen | 4),
-                "owner" => (doc.owner, seen) = (r.string()?, seen | 8),
-                "updated" => {
+            match r.key()? {
+                b"id" => (doc.id, seen) = (r.string()?, seen | 1),
+                b"created" => (doc.created, seen) = (r.string()?, seen | 2),
+                b"creator" => (doc.creator, seen) = (r.string()?, seen | 4),
+                b"owner" => (doc.owner, seen) = (r.string()?, seen | 8),
+                b"updated" => {
                     doc.updated = match r.item()? {
                         Item::Nil => None,
                         Item::Str(s) => Some(s),
                         _ => return Err(unreadable()),
                     }
                 }
-                "props" => {
+                b"props" => {
                     doc.props = r.value()?.entries().ok_or_else(unreadable)?;
                     seen |= 16;
                 }
@@ -300,6 +310,7 @@ impl<'a> RawDoc<'a> {
     }
 
     pub fn prop(&self, name: &str) -> Option<Raw<'a>> {
+        let name = name.as_bytes();
         self.props.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 }
@@ -308,16 +319,17 @@ impl<'a> RawDoc<'a> {
 /// ask in definition order, which is mostly the stored order, so a lookup usually compares
 /// one key instead of scanning.
 pub struct Lookup<'m, 'a> {
-    entries: &'m [(&'a str, Raw<'a>)],
+    entries: &'m [(&'a [u8], Raw<'a>)],
     next: usize,
 }
 
 impl<'m, 'a> Lookup<'m, 'a> {
-    pub fn new(entries: &'m [(&'a str, Raw<'a>)]) -> Self {
+    pub fn new(entries: &'m [(&'a [u8], Raw<'a>)]) -> Self {
         Lookup { entries, next: 0 }
     }
 
     pub fn get(&mut self, name: &str) -> Option<Raw<'a>> {
+        let name = name.as_bytes();
         let (after, before) = self.entries.split_at(self.next.min(self.entries.len()));
         let (i, v) = before
             .iter()
@@ -364,15 +376,15 @@ mod tests {
         assert_eq!(raw.updated, d.updated.as_deref());
         assert_eq!(raw.creator, d.creator.to_hex());
         assert_eq!(raw.owner, d.owner.to_hex());
-        let keys: Vec<&str> = raw.props.iter().map(|(k, _)| *k).collect();
-        let want: Vec<&str> = d.props.keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&[u8]> = raw.props.iter().map(|(k, _)| *k).collect();
+        let want: Vec<&[u8]> = d.props.keys().map(|k| k.as_bytes()).collect();
         assert_eq!(keys, want);
         for (k, v) in &d.props {
             assert_eq!(&raw.prop(k).unwrap().to_value().unwrap(), v, "{k}");
         }
         assert_eq!(raw.prop("c_s").unwrap().as_str(), Some("héllo"));
         assert_eq!(raw.prop("c_a").unwrap().items().unwrap().len(), 3);
-        assert_eq!(raw.prop("c_m").unwrap().entries().unwrap()[0].0, "k");
+        assert_eq!(raw.prop("c_m").unwrap().entries().unwrap()[0].0, b"k");
         assert!(raw.prop("c_n").unwrap().entries().is_none());
     }
 
