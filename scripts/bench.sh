@@ -144,7 +144,7 @@ export_bench() { # org token format label where
   EXPORT_MEDIAN=$(median "${secs[@]}")
   python3 -c "
 s=$EXPORT_MEDIAN; docs,raw,z=$(echo "$r" | awk '{print $2","$3","$4}')
-print(f'exportd {\"$4\":<14} {docs:>9} docs  median {s:6.2f} s  {docs/s:9.0f} docs/s  {raw/s/1e6:6.1f} MB/s  ratio {raw/z:4.1f}x  peak RSS above idle {max([$(IFS=,; echo "${peaks[*]}")])/1024:.0f} MiB')"
+print(f'exportd {\"$4\":<14} {docs:>9} docs  median {s:6.2f} s  {docs/s:9.0f} docs/s  {raw/s/1e6:6.1f} MB/s  ratio {raw/z:4.1f}x  peak RSS above idle {max([$(IFS=,; echo "${peaks[*]}")])/1024:.0f} MiB  runs {\" \".join(f\"{x:.2f}\" for x in [$(IFS=,; echo "${secs[*]}")])}')"
 }
 
 pg_setup() { # loads $WORK/docs-big.ndjson into a throwaway PostgreSQL
@@ -176,7 +176,7 @@ pg_bench() { # label where-sql
     secs+=("$(python3 -c "print($t1-$t0)")")
   done
   PG_MEDIAN=$(median "${secs[@]}")
-  printf 'pg      %-14s median %6.2f s   (COPY row_to_json | zip -6 | openssl chacha20, %s bytes)\n' "$1" "$PG_MEDIAN" "$(stat -c %s "$WORK/pg.zip.enc")"
+  printf 'pg      %-14s median %6.2f s   (COPY row_to_json | zip -6 | openssl chacha20, %s bytes)  runs %s\n' "$1" "$PG_MEDIAN" "$(stat -c %s "$WORK/pg.zip.enc")" "$(printf '%.2f ' "${secs[@]}")"
 }
 
 FLOOR_MEDIAN=""
@@ -188,7 +188,7 @@ floor_bench() { # label; over the NDJSON inside $WORK/out.zip
     secs+=("$(python3 -c "print($t1-$t0)")")
   done
   FLOOR_MEDIAN=$(median "${secs[@]}")
-  printf 'floor   %-14s median %6.2f s   (pigz -p %s -6 over %s bytes of exportd NDJSON)\n' "$1" "$FLOOR_MEDIAN" "$(nproc)" "$(stat -c %s "$WORK/floor.ndjson")"
+  printf 'floor   %-14s median %6.2f s   (pigz -p %s -6 over %s bytes of exportd NDJSON)  runs %s\n' "$1" "$FLOOR_MEDIAN" "$(nproc)" "$(stat -c %s "$WORK/floor.ndjson")" "$(printf '%.2f ' "${secs[@]}")"
   rm -f "$WORK/floor.ndjson" "$WORK/floor.gz"
 }
 
