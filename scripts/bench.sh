@@ -144,7 +144,7 @@ export_bench() { # org token format label where
   EXPORT_MEDIAN=$(median "${secs[@]}")
   python3 -c "
 s=$EXPORT_MEDIAN; docs,raw,z=$(echo "$r" | awk '{print $2","$3","$4}')
-print(f'exportd {\"$4\":<14} {docs:>9} docs  median {s:6.2f} s  {docs/s:9.0f} docs/s  {raw/s/1e6:6.1f} MB/s  ratio {raw/z:4.1f}x  peak RSS above idle {max([$(IFS=,; echo "${peaks[*]}")])/1024:.0f} MiB  runs {\" \".join(f\"{x:.2f}\" for x in [$(IFS=,; echo "${secs[*]}")])}')"
+print(f'exportd {\"$4\":<14} {docs:>9} docs  median {s:6.2f} s  {docs/s:9.0f} docs/s  {raw/s/1e6:6.1f} MB/s  ratio {raw/z:4.1f}x  peak RSS above idle {max([$(IFS=,; echo "${peaks[*]}")])/1024:.0f} MiB (runs {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${peaks[*]}")])})  runs {\" \".join(f\"{x:.2f}\" for x in [$(IFS=,; echo "${secs[*]}")])}')"
 }
 
 pg_setup() { # loads $WORK/docs-big.ndjson into a throwaway PostgreSQL
