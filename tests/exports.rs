@@ -360,6 +360,87 @@ async fn each_org_runs_one_export_at_a_time_in_creation_order() {
     assert!(app.state.store.check_consistency().unwrap().is_empty());
 }
 
+/// More documents than one read-ahead batch (256), columns first appearing in late batches:
+/// every document once, in order, each CSV cell under its own column (the CSV rows are
+/// flattened per batch on the reading threads and renumbered in order).
+#[actix_web::test]
+async fn exports_across_many_batches_keep_order_and_late_columns() {
+    let app = app().await;
+    let svc = &app.svc;
+    let tok = org_with_admin(svc, "batches").await;
+    define(svc, &tok, "batches", item_def()).await;
+    let n = 700usize;
+    let lines: Vec<Value> = (0..n)
+        .map(|i| {
+            let tags: Vec<String> = (0..i % 4).map(|t| format!("t{t}")).collect();
+            json!({"c_n": i, "c_any": {format!("k{}", i / 150): i}, "c_tags": tags})
+        })
+        .collect();
+    bulk(svc, &tok, "/batches/v2/c_items", &lines).await;
+
+    let (_, _, ndjson) = export_entry(
+        svc,
+        &tok,
+        "batches",
+        json!({"label": "b", "objects": "c_items", "format": "application/x-ndjson"}),
+    )
+    .await;
+    let docs: Vec<Value> = ndjson
+        .split('\n')
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let counts: Vec<u64> = docs.iter().map(|d| d["c_n"].as_u64().unwrap()).collect();
+    assert_eq!(counts, (0..n as u64).collect::<Vec<_>>());
+    let (_, _, array) = export_entry(
+        svc,
+        &tok,
+        "batches",
+        json!({"label": "b", "objects": "c_items", "format": "application/json"}),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&array).unwrap(),
+        Value::Array(docs)
+    );
+
+    let (_, _, csv) = export_entry(
+        svc,
+        &tok,
+        "batches",
+        json!({"label": "b", "objects": "c_items", "format": "text/csv"}),
+    )
+    .await;
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for k in 0..=(n - 1) / 150 {
+        col(&format!("c_any.k{k}"));
+    }
+    assert!(header.iter().all(|h| !h.starts_with("c_tags[3]")));
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), n);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), header.len());
+        assert_eq!(&row[col("c_n")], i.to_string(), "row {i}");
+        for k in 0..=(n - 1) / 150 {
+            let want = if k == i / 150 {
+                i.to_string()
+            } else {
+                String::new()
+            };
+            assert_eq!(row[col(&format!("c_any.k{k}"))], want, "row {i} k{k}");
+        }
+        for t in 0..3 {
+            let want = if t < i % 4 {
+                format!("t{t}")
+            } else {
+                String::new()
+            };
+            assert_eq!(row[col(&format!("c_tags[{t}]"))], want, "row {i} tag {t}");
+        }
+    }
+}
+
 async fn big_org<S: TestService>(svc: &S, org: &str, n: usize) -> String {
     let tok = org_with_admin(svc, org).await;
     define(svc, &tok, org, item_def()).await;

@@ -13,7 +13,7 @@ use crate::model::schema::{ObjectDef, PropDef, PropType};
 use crate::query::Projector;
 use crate::query::matcher::Root;
 use crate::store::rawdoc::{Item, Lookup, Raw, RawDoc, Reader};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use std::borrow::Cow;
 
 /// Everything rendering needs from the definitions, worked out once per export.
@@ -42,30 +42,6 @@ struct PropPlan {
 impl PropPlan {
     fn shown(&self, level: u8) -> bool {
         !self.dropped && self.read_level <= level
-    }
-}
-
-/// One exported document, in the form its path produced.
-pub enum Doc<'a> {
-    /// Projected by the general path.
-    Map(&'a Map<String, Value>),
-    /// Stored bytes, rendered by the fast lane at the reader's access level.
-    Raw {
-        plan: &'a Plan,
-        doc: &'a RawDoc<'a>,
-        level: u8,
-    },
-}
-
-impl Doc<'_> {
-    pub fn emit<E: Emit>(&self, e: &mut E) -> Result<()> {
-        match self {
-            Doc::Map(m) => {
-                crate::export::formats::emit::object(m, e);
-                Ok(())
-            }
-            Doc::Raw { plan, doc, level } => plan.render(doc, *level, e),
-        }
     }
 }
 

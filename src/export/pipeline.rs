@@ -1,14 +1,17 @@
 //! One export run, on a blocking thread: cursor over ids up to a mark taken at start →
 //! ACL/matcher → projector → format writer → zip entry (deflate) → encrypted blob (SHA-256
-//! on the way) → one transaction flips the record to `ready`. Memory is bounded by the batch
-//! and buffer sizes, never by the export's size. CSV goes through an encrypted spill file.
+//! on the way) → one transaction flips the record to `ready`. Records are read on one
+//! thread and opened in batches on a pool, which in the fast lane also filters and renders
+//! (JSON) or flattens (CSV) them; this thread writes the results in order. Memory is bounded
+//! by the batch and buffer sizes, never by the export's size. CSV goes through an encrypted
+//! spill file.
 
 use crate::export::deflate::ParallelDeflate;
-use crate::export::direct::{Doc, Plan, RawRoot};
+use crate::export::direct::{Plan, RawRoot};
 use crate::export::files::{FileSink, Mode, compressible};
 use crate::export::formats::DocWriter;
 use crate::export::formats::csv::{CsvWriter, Flattener, SpillRows};
-use crate::export::formats::emit::JsonOut;
+use crate::export::formats::emit::{self, Emit, JsonOut};
 use crate::export::formats::json::JsonWriter;
 use crate::export::formats::ndjson::NdjsonWriter;
 use crate::export::prefix::Target;
@@ -20,10 +23,10 @@ use crate::query::Projector;
 use crate::query::ast::Expr;
 use crate::query::matcher::{matches, matches_element, matches_root};
 use crate::query::projection::visible_doc;
-use crate::store::data::{SealedDoc, StoreLookup};
+use crate::store::data::{DocOpener, SealedDoc, StoreLookup};
 use crate::store::rawdoc::RawDoc;
 use crate::store::{BlobKind, BlobMeta, BlobWriter, Store};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -42,6 +45,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const BUF: usize = 256 * 1024;
 /// Documents per batch read ahead and opened together.
 const READ_BATCH: usize = 256;
+// the stop flag is looked at between batches
+const _: () = assert!(READ_BATCH as u64 <= CHECK_EVERY);
 /// Batches read ahead of the writing.
 const READ_AHEAD: usize = 8;
 
@@ -67,6 +72,7 @@ struct Run<'a> {
     files: Option<FileSink>,
 }
 
+#[derive(Debug)]
 enum Stop {
     Flag(u8),
     Fault(Fault),
@@ -354,8 +360,8 @@ impl Run<'_> {
     }
 
     /// Counts `n` more documents read, looking at the stop flag (and saving progress) each
-    /// time another `CHECK_EVERY` have gone by.
-    fn seen(&mut self, seen: &mut u64, n: u64) -> std::result::Result<(), Stop> {
+    /// time another `CHECK_EVERY` have gone by (batches are no larger, so once per batch).
+    fn count_read(&mut self, seen: &mut u64, n: u64) -> std::result::Result<(), Stop> {
         let before = *seen / CHECK_EVERY;
         *seen += n;
         if *seen / CHECK_EVERY != before {
@@ -394,27 +400,26 @@ impl Run<'_> {
                     // room for ~1 KiB documents without growing (regrowth copies)
                     let mut json = JsonOut::with_capacity(batch.len() * 1024);
                     let mut ends = Vec::with_capacity(batch.len());
-                    for r in &batch {
-                        let (_, rec) = opener.record(r)?;
-                        if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
-                            plan.render(&doc, level, &mut json)?;
-                            ends.push(json.buf.len());
-                        }
-                    }
+                    render_batch(&batch, &opener, src, def, member_of, plan, &mut json, |j| {
+                        ends.push(j.buf.len());
+                        Ok(())
+                    })?;
                     Ok(Rendered {
                         read: batch.len() as u64,
-                        json: json.buf,
-                        ends,
+                        out: (json.buf, ends),
                     })
                 },
-                |r| {
-                    self.seen(&mut seen, r.read)?;
+                |Rendered {
+                     read,
+                     out: (json, ends),
+                 }| {
+                    self.count_read(&mut seen, read)?;
                     let mut start = 0;
-                    for &end in &r.ends {
-                        write(&r.json[start..end]).map_err(io_fault)?;
+                    for &end in &ends {
+                        write(&json[start..end]).map_err(io_fault)?;
                         start = end;
                     }
-                    count += r.ends.len() as u64;
+                    count += ends.len() as u64;
                     Ok(())
                 },
             )?,
@@ -426,20 +431,30 @@ impl Run<'_> {
                     let mut apart = Flattener::default();
                     let mut rows = Vec::with_capacity(batch.len() * 512);
                     let mut docs = 0u64;
-                    for r in &batch {
-                        let (_, rec) = opener.record(r)?;
-                        if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
-                            plan.render(&doc, level, &mut apart)?;
-                            apart
-                                .spill_row(&mut rows)
-                                .map_err(|e| Fault::internal("flattening failed", e))?;
+                    render_batch(
+                        &batch,
+                        &opener,
+                        src,
+                        def,
+                        member_of,
+                        plan,
+                        &mut apart,
+                        |f| {
                             docs += 1;
-                        }
-                    }
-                    Ok((batch.len() as u64, docs, apart.into_batch(rows)))
+                            f.spill_row(&mut rows)
+                                .map_err(|e| Fault::internal("flattening failed", e))
+                        },
+                    )?;
+                    Ok(Rendered {
+                        read: batch.len() as u64,
+                        out: (apart.into_batch(rows), docs),
+                    })
                 },
-                |(read, docs, rows)| {
-                    self.seen(&mut seen, read)?;
+                |Rendered {
+                     read,
+                     out: (rows, docs),
+                 }| {
+                    self.count_read(&mut seen, read)?;
                     flat.merge(&rows, *spill).map_err(io_fault)?;
                     count += docs;
                     Ok(())
@@ -450,9 +465,9 @@ impl Run<'_> {
                 read_ahead(
                     records,
                     keep,
-                    |batch| opened(&batch, |r| opener.doc(r)),
+                    |batch| open_all(&batch, |r| opener.doc(r)),
                     |docs| {
-                        self.seen(&mut seen, docs.len() as u64)?;
+                        self.count_read(&mut seen, docs.len() as u64)?;
                         for d in docs {
                             if let Some((linked, parent)) = member_of
                                 && !references(d.props.get(linked), parent)
@@ -472,7 +487,7 @@ impl Run<'_> {
                             if let Some(sink) = self.files.as_mut() {
                                 sink.attach(def, d.id, &d.props, &mut shaped)?;
                             }
-                            out.doc(Doc::Map(&shaped)).map_err(io_fault)?;
+                            out.doc(&shaped).map_err(io_fault)?;
                             count += 1;
                         }
                         Ok(())
@@ -538,7 +553,7 @@ impl Run<'_> {
             if let Some(sink) = self.files.as_mut() {
                 sink.attach(parent, parent_id, &doc.props, &mut shaped)?;
             }
-            out.doc(Doc::Map(&shaped)).map_err(io_fault)?;
+            out.doc(&shaped).map_err(io_fault)?;
             count += 1;
             self.done = count;
         }
@@ -651,27 +666,50 @@ enum Out<'w> {
 }
 
 impl Out<'_> {
-    fn doc(&mut self, d: Doc) -> std::io::Result<()> {
+    /// A document the general path projected.
+    fn doc(&mut self, d: &Map<String, Value>) -> std::io::Result<()> {
         match self {
             Out::Csv { flat, spill } => {
-                d.emit(*flat).map_err(std::io::Error::other)?;
+                emit::object(d, *flat);
                 flat.spill_row(*spill)
             }
             Out::Json { json, write } => {
                 json.clear();
-                d.emit(json).map_err(std::io::Error::other)?;
+                emit::object(d, json);
                 write(&json.buf)
             }
         }
     }
 }
 
-/// A batch the fast lane rendered: how many records it read, and the JSON of those it
-/// took, one after another (`ends`: where each ends).
-struct Rendered {
+/// What the fast lane made of a batch (JSON: the documents one after another and where each
+/// ends; CSV: the rows and how many), and how many records it read.
+struct Rendered<T> {
     read: u64,
-    json: Vec<u8>,
-    ends: Vec<usize>,
+    out: T,
+}
+
+/// Opens each record of a batch and renders those the export takes into `e`, calling
+/// `taken` after each.
+#[allow(clippy::too_many_arguments)]
+fn render_batch<E: Emit>(
+    batch: &[SealedDoc],
+    opener: &DocOpener,
+    src: &Source,
+    def: &ObjectDef,
+    member_of: Option<(&str, ObjectId)>,
+    plan: &Plan,
+    e: &mut E,
+    mut taken: impl FnMut(&mut E) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    for r in batch {
+        let (_, rec) = opener.record(r)?;
+        if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
+            plan.render(&doc, level, e)?;
+            taken(e)?;
+        }
+    }
+    Ok(())
 }
 
 /// A stored document of `def` in the fast lane, with the level it is seen at, if the
@@ -708,7 +746,7 @@ fn admit<'r>(
 }
 
 /// Opens every record of a batch, or fails with the first that does not open.
-fn opened<T>(
+fn open_all<T>(
     batch: &[SealedDoc],
     open: impl Fn(&SealedDoc) -> Result<T, Fault>,
 ) -> Result<Vec<T>, Fault> {
@@ -900,5 +938,106 @@ impl crate::export::prefix::PrefixContext for StorePrefix<'_> {
     }
     fn doc_exists(&self, object: &str, id: ObjectId) -> crate::fault::Result<bool> {
         self.0.doc_exists(self.1, object, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn record(i: u32) -> Result<SealedDoc, Fault> {
+        Ok((i.to_be_bytes().as_slice().into(), vec![0u8; 8].into()))
+    }
+
+    fn number(r: &SealedDoc) -> u32 {
+        u32::from_be_bytes(r.0.as_ref().try_into().unwrap())
+    }
+
+    fn numbers(batch: Vec<SealedDoc>) -> Result<Vec<u32>, Fault> {
+        Ok(batch.iter().map(number).collect())
+    }
+
+    #[test]
+    fn batches_arrive_in_reading_order_until_keep_refuses() {
+        let mut got = Vec::new();
+        let mut batches = 0;
+        read_ahead(
+            (0..1000).map(record),
+            |_| true,
+            numbers,
+            |b| {
+                batches += 1;
+                got.extend(b);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        assert_eq!(batches, 1000usize.div_ceil(READ_BATCH));
+
+        let mut got = Vec::new();
+        let keep = |k: &[u8]| u32::from_be_bytes(k.try_into().unwrap()) < 600;
+        read_ahead((0..1000).map(record), keep, numbers, |b| {
+            got.extend(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, (0..600).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_read_or_open_error_comes_after_the_records_before_it() {
+        let bad = || Fault::internal("bad record", "test");
+        let records = (0..700)
+            .map(record)
+            .chain([Err(bad())])
+            .chain((700..900).map(record));
+        let mut got = Vec::new();
+        let out = read_ahead(
+            records,
+            |_| true,
+            numbers,
+            |b| {
+                got.extend(b);
+                Ok(())
+            },
+        );
+        assert!(matches!(out, Err(Stop::Fault(f)) if f.message == "bad record"));
+        assert_eq!(got, (0..700).collect::<Vec<_>>());
+
+        // a batch that fails to open fails whole, after the batches before it
+        let open = |batch: Vec<SealedDoc>| {
+            if batch.iter().any(|r| number(r) == 300) {
+                return Err(bad());
+            }
+            numbers(batch)
+        };
+        let mut got = Vec::new();
+        let out = read_ahead(
+            (0..1000).map(record),
+            |_| true,
+            open,
+            |b| {
+                got.extend(b);
+                Ok(())
+            },
+        );
+        assert!(matches!(out, Err(Stop::Fault(_))));
+        assert_eq!(got, (0..READ_BATCH as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn stopping_early_stops_the_reading() {
+        let pulled = AtomicUsize::new(0);
+        let records = (0..10_000_000).map(|i| {
+            pulled.fetch_add(1, Ordering::Relaxed);
+            record(i)
+        });
+        let out = read_ahead(records, |_| true, numbers, |_| Err(Stop::Flag(STOP_CANCEL)));
+        assert!(matches!(out, Err(Stop::Flag(STOP_CANCEL))));
+        // at most the batches queued ahead (and in the workers) were read
+        let bound = (READ_AHEAD + 2 * cores() + 2) * READ_BATCH;
+        assert!(pulled.load(Ordering::Relaxed) <= bound, "{pulled:?}");
     }
 }

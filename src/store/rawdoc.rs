@@ -174,13 +174,14 @@ impl<'a> Reader<'a> {
         Ok(Raw(&self.buf[start..self.pos]))
     }
 
-    /// A map key as bytes, not checked to be UTF-8: keys are only compared with names.
+    /// A map key, as bytes for comparing with names. Checked to be UTF-8 all the same: the
+    /// general path refuses a record with a key that is not, and so must the fast lane.
     fn key(&mut self) -> Result<&'a [u8]> {
-        let unchecked = std::mem::replace(&mut self.unchecked, true);
+        let unchecked = std::mem::replace(&mut self.unchecked, false);
         let item = self.read(true);
         self.unchecked = unchecked;
         match item? {
-            Item::Text(b) => Ok(b),
+            Item::Str(s) => Ok(s.as_bytes()),
             _ => Err(unreadable()),
         }
     }
@@ -218,7 +219,8 @@ impl<'a> Raw<'a> {
         }
     }
 
-    /// The entries of a map value (None: not a map), keys as bytes (see `Reader::key`).
+    /// The entries of a map value (None: not a map), keys as bytes (see `Reader::key`). A
+    /// key stored twice (never written so) is found at its first place.
     pub fn entries(self) -> Option<Vec<(&'a [u8], Raw<'a>)>> {
         let mut r = self.reader();
         let Ok(Item::Map(n)) = r.item() else {
@@ -330,12 +332,12 @@ impl<'m, 'a> Lookup<'m, 'a> {
 
     pub fn get(&mut self, name: &str) -> Option<Raw<'a>> {
         let name = name.as_bytes();
-        let (after, before) = self.entries.split_at(self.next.min(self.entries.len()));
-        let (i, v) = before
+        let (passed, rest) = self.entries.split_at(self.next.min(self.entries.len()));
+        let (i, v) = rest
             .iter()
             .enumerate()
-            .map(|(i, e)| (i + after.len(), e))
-            .chain(after.iter().enumerate())
+            .map(|(i, e)| (i + passed.len(), e))
+            .chain(passed.iter().enumerate())
             .find(|(_, (k, _))| *k == name)
             .map(|(i, (_, v))| (i, *v))?;
         self.next = i + 1;

@@ -9,8 +9,9 @@ use serde_json::Number;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
-/// Column names → numbers. foldhash: SipHash was a tenth of pass one's time, and the names
-/// come from the object's definition, not from whoever writes documents.
+/// Column names → numbers. foldhash: SipHash was a tenth of pass one's time. Names can come
+/// from documents (the keys of an `Any` property, array indices); foldhash is seeded at
+/// random per process, which is resistance enough for one export's column set.
 type Numbers = HashMap<String, u32, foldhash::fast::RandomState>;
 
 /// Pass one: flattens documents emitted into it. `null` is a leaf with an empty cell; empty
