@@ -426,6 +426,32 @@ mod tests {
     }
 
     #[test]
+    fn values_are_stepped_over_whole_in_every_form() {
+        let d = stored(json!({
+            "fixint": 5, "neg": -3, "nil": null, "t": true, "f": false, "u8": 200, "u16": 60_000,
+            "u32": 4_000_000_000u64, "u64": u64::MAX, "i8": -100, "i16": -30_000,
+            "i32": -2_000_000_000i64, "i64": i64::MIN, "f64": 1.5, "s": "x".repeat(31),
+            "s8": "y".repeat(200), "s16": "z".repeat(70_000), "a": [1, [2, [3]], {"k": "v"}],
+            "a16": vec![0; 20], "m16": (0..20).map(|i| (format!("k{i}"), json!(i)))
+                .collect::<serde_json::Map<_, _>>(),
+        }));
+        let bytes = encode(&d);
+        let raw = RawDoc::parse(&bytes).unwrap();
+        assert_eq!(raw.props.len(), d.props.len());
+        for (k, v) in &d.props {
+            let got = raw.prop(k).unwrap();
+            assert_eq!(&got.to_value().unwrap(), v, "{k}");
+            // exactly one value: stepping over it again ends at its end
+            let mut r = got.reader();
+            r.value().unwrap();
+            assert_eq!(r.pos, got.0.len(), "{k}");
+        }
+        for cut in 0..bytes.len() {
+            assert!(RawDoc::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn deep_values_are_skipped_without_recursion() {
         let mut v = vec![VERSION];
         v.extend(std::iter::repeat_n(0x91u8, 1_000_000));
