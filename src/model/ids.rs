@@ -93,7 +93,25 @@ impl<'de> Deserialize<'de> for ObjectId {
 /// Dates: ISO-8601 UTC with milliseconds. Years are 0000–9999 so that the string order is
 /// the time order (see `parse_date`).
 pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    let (year, ms) = (t.year(), t.nanosecond() / 1_000_000);
+    // other years and leap seconds: chrono's own formatting, which parses the pattern on
+    // every call (a few percent of a GET)
+    if !(0..=9999).contains(&year) || ms > 999 {
+        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    }
+    let mut s = String::with_capacity(24);
+    let _ = write!(
+        s,
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    s
 }
 
 pub fn now_iso() -> String {
@@ -144,6 +162,49 @@ mod tests {
         assert_eq!(ObjectId::parse("zz"), None);
         assert_eq!(ObjectId::parse("00000000000000000000000g"), None);
         assert_eq!(ObjectId::from_u32(4).to_hex(), "000000000000000000000004");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn iso_writes_what_chrono_formats(ms in -62_167_219_200_000i64..=253_402_300_799_999i64, leap in 0u32..3) {
+            use chrono::{TimeZone, Timelike};
+            let t = chrono::Utc.timestamp_millis_opt(ms).unwrap();
+            // a leap second's nanoseconds run past one second
+            let t = if leap == 0 && t.second() == 59 {
+                t.with_nanosecond(1_000_000_000 + t.nanosecond()).unwrap_or(t)
+            } else {
+                t
+            };
+            proptest::prop_assert_eq!(iso(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+    }
+
+    #[test]
+    fn iso_edges_match_chrono() {
+        use chrono::{NaiveDate, TimeZone};
+        let chrono_iso =
+            |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let at = |y, mo, d, h, mi, s, ns| {
+            let n = NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_nano_opt(h, mi, s, ns)
+                .unwrap();
+            chrono::Utc.from_utc_datetime(&n)
+        };
+        for t in [
+            at(0, 1, 1, 0, 0, 0, 0),
+            at(9999, 12, 31, 23, 59, 59, 999_999_999),
+            at(2016, 12, 31, 23, 59, 59, 1_500_000_000), // a leap second
+            at(10000, 1, 1, 0, 0, 0, 0),
+            at(-1, 12, 31, 23, 59, 59, 0),
+            at(2026, 11, 29, 20, 5, 7, 1_000_000),
+        ] {
+            assert_eq!(iso(t), chrono_iso(t));
+        }
+        assert_eq!(
+            iso(at(2026, 1, 2, 3, 4, 5, 6_000_000)),
+            "2026-01-02T03:04:05.006Z"
+        );
     }
 
     #[test]
