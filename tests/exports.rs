@@ -377,39 +377,25 @@ async fn exports_across_many_batches_keep_order_and_late_columns() {
         })
         .collect();
     bulk(svc, &tok, "/batches/v2/c_items", &lines).await;
+    let export = async |format: &str| {
+        let body = json!({"label": "b", "objects": "c_items", "format": format});
+        export_entry(svc, &tok, "batches", body).await.2
+    };
 
-    let (_, _, ndjson) = export_entry(
-        svc,
-        &tok,
-        "batches",
-        json!({"label": "b", "objects": "c_items", "format": "application/x-ndjson"}),
-    )
-    .await;
+    let ndjson = export("application/x-ndjson").await;
     let docs: Vec<Value> = ndjson
         .split('\n')
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let counts: Vec<u64> = docs.iter().map(|d| d["c_n"].as_u64().unwrap()).collect();
     assert_eq!(counts, (0..n as u64).collect::<Vec<_>>());
-    let (_, _, array) = export_entry(
-        svc,
-        &tok,
-        "batches",
-        json!({"label": "b", "objects": "c_items", "format": "application/json"}),
-    )
-    .await;
+    let array = export("application/json").await;
     assert_eq!(
         serde_json::from_str::<Value>(&array).unwrap(),
         Value::Array(docs)
     );
 
-    let (_, _, csv) = export_entry(
-        svc,
-        &tok,
-        "batches",
-        json!({"label": "b", "objects": "c_items", "format": "text/csv"}),
-    )
-    .await;
+    let csv = export("text/csv").await;
     let mut r = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();

@@ -703,7 +703,7 @@ fn render_batch<E: Emit>(
     mut taken: impl FnMut(&mut E) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
     for r in batch {
-        let (_, rec) = opener.record(r)?;
+        let rec = opener.record(r)?;
         if let Some((doc, level)) = admit(src, def, member_of, &rec)? {
             plan.render(&doc, level, e)?;
             taken(e)?;

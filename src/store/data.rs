@@ -328,9 +328,9 @@ pub struct DocOpener {
 }
 
 impl DocOpener {
-    /// The document id and its decrypted record (for `rawdoc::RawDoc::parse`).
-    pub fn record(&self, (k, v): &SealedDoc) -> Result<(ObjectId, Vec<u8>)> {
-        Ok((self.id(k)?, self.key.open(k, v)?))
+    /// The decrypted record (for `rawdoc::RawDoc::parse`); the id is in it too.
+    pub fn record(&self, (k, v): &SealedDoc) -> Result<Vec<u8>> {
+        self.key.open(k, v)
     }
 
     pub fn doc(&self, (k, v): &SealedDoc) -> Result<StoredDoc> {

@@ -355,16 +355,19 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn run(docs: &[Value], escape: bool) -> String {
-        let mut flat = Flattener::default();
-        let mut spill = Vec::new();
+    /// Flattens every document into rows, as pass one does.
+    fn flatten(docs: &[Value], flat: &mut Flattener, rows: &mut Vec<u8>) {
         for d in docs {
-            super::super::emit::value(d, &mut flat);
-            flat.spill_row(&mut spill).unwrap();
+            super::super::emit::value(d, flat);
+            flat.spill_row(rows).unwrap();
         }
+    }
+
+    /// Pass two: the spilled rows under the final header.
+    fn write(flat: Flattener, spill: &[u8], escape: bool) -> String {
         let (header, position) = flat.columns();
         let mut w = CsvWriter::new(Vec::new(), &header, position, escape).unwrap();
-        let mut rows = SpillRows::new(spill.as_slice());
+        let mut rows = SpillRows::new(spill);
         while let Some(row) = rows.next_row().unwrap() {
             let row = row.to_vec();
             w.write_row(&row).unwrap();
@@ -372,27 +375,21 @@ mod tests {
         String::from_utf8(w.finish().unwrap()).unwrap()
     }
 
+    fn run(docs: &[Value], escape: bool) -> String {
+        let (mut flat, mut spill) = (Flattener::default(), Vec::new());
+        flatten(docs, &mut flat, &mut spill);
+        write(flat, &spill, escape)
+    }
+
     /// As `run`, flattening `per` documents at a time apart and merging them.
     fn run_batched(docs: &[Value], per: usize) -> String {
-        let mut flat = Flattener::default();
-        let mut spill = Vec::new();
+        let (mut flat, mut spill) = (Flattener::default(), Vec::new());
         for chunk in docs.chunks(per) {
-            let mut apart = Flattener::default();
-            let mut rows = Vec::new();
-            for d in chunk {
-                super::super::emit::value(d, &mut apart);
-                apart.spill_row(&mut rows).unwrap();
-            }
+            let (mut apart, mut rows) = (Flattener::default(), Vec::new());
+            flatten(chunk, &mut apart, &mut rows);
             flat.merge(&apart.into_batch(rows), &mut spill).unwrap();
         }
-        let (header, position) = flat.columns();
-        let mut w = CsvWriter::new(Vec::new(), &header, position, false).unwrap();
-        let mut rows = SpillRows::new(spill.as_slice());
-        while let Some(row) = rows.next_row().unwrap() {
-            let row = row.to_vec();
-            w.write_row(&row).unwrap();
-        }
-        String::from_utf8(w.finish().unwrap()).unwrap()
+        write(flat, &spill, false)
     }
 
     #[test]
