@@ -13,6 +13,8 @@ pub struct AppState {
     pub exports: crate::export::ExportService,
     pub config: Arc<Config>,
     pub system_token_hash: [u8; 32],
+    /// `GET /exports/{id}` bodies, by stored record (see [`crate::store::derived`]).
+    pub export_views: crate::store::derived::DerivedCache<http::exports::RenderedExport>,
 }
 
 /// Opens the store and settles the system token.
@@ -61,6 +63,7 @@ pub fn build_state(config: Config) -> Result<web::Data<AppState>, String> {
         store,
         system_token_hash: sha256(token.as_bytes()),
         config: Arc::new(config),
+        export_views: Default::default(),
     }))
 }
 

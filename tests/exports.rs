@@ -745,6 +745,47 @@ async fn exports_expire_and_release_their_quota() {
     assert!(app.state.store.check_consistency().unwrap().is_empty());
 }
 
+/// An export past its expiry is gone for readers at once, though the janitor has not yet
+/// deleted it, and though its rendered form was cached while it was live.
+#[actix_web::test]
+async fn an_expired_export_is_not_found_before_the_janitor_runs() {
+    let app = app_with(|c| c.janitor_interval = std::time::Duration::from_secs(3600)).await;
+    let tok = org_with_admin(&app.svc, "acme").await;
+    define(&app.svc, &tok, "acme", item_def()).await;
+    let (s, _) = call(
+        &app.svc,
+        "PATCH",
+        "/sys/orgs/acme",
+        Some(SYS),
+        Some(json!({"exportTtlDays": 0.00003})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let id = create_export(
+        &app.svc,
+        &tok,
+        "acme",
+        json!({"label": "x", "objects": "c_items"}),
+    )
+    .await;
+    let path = format!("/acme/v2/exports/{id}");
+    let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
+    let (s, again) = call(&app.svc, "GET", &path, Some(&tok), None).await;
+    assert_eq!(
+        (s, &again),
+        (200, &rec),
+        "a second read gives the same body"
+    );
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let got = call(&app.svc, "GET", &path, Some(&tok), None).await;
+    assert_fault(&got, 404, "cortex.notFound.export", None);
+    let oid = exportd::model::ids::ObjectId::parse(&id).unwrap();
+    assert!(
+        app.state.store.get_export("acme", oid).unwrap().is_some(),
+        "not yet deleted"
+    );
+}
+
 #[actix_web::test]
 async fn storage_limit_refuses_and_fails_exports_keeping_nothing() {
     let app = app().await;

@@ -261,15 +261,39 @@ async fn get_export(
     let id = export_id(&path.1)?;
     let (store, org) = (&state.store, &caller.org.code);
     // one record (and its events): point reads served from the cache, inline like auth
-    let r = load(store, org, id)?;
     if !with_events {
-        return Ok(HttpResponse::Ok().json(r.view()));
+        let view = store
+            .derive_export(&state.export_views, org, id, RenderedExport::of)?
+            .filter(|v| v.expires_at > now_iso())
+            .ok_or_else(not_found)?;
+        return Ok(HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(view.body.clone()));
     }
+    let r = load(store, org, id)?;
     let events = store.events(org, id)?;
     Ok(HttpResponse::Ok().json(WithEvents {
         export: r.view(),
         events: events.iter().map(|e| e.to_json()).collect(),
     }))
+}
+
+/// An export's API form, rendered once per stored version of its record (see
+/// [`crate::store::derived`]): the body of `GET /exports/{id}`.
+pub struct RenderedExport {
+    expires_at: String,
+    body: web::Bytes,
+}
+
+impl RenderedExport {
+    fn of(r: ExportRecord) -> Result<RenderedExport> {
+        let body = serde_json::to_vec(&r.view())
+            .map_err(|e| Fault::internal("cannot render an export", e))?;
+        Ok(RenderedExport {
+            expires_at: r.expires_at,
+            body: body.into(),
+        })
+    }
 }
 
 /// An export with its event log (`include=events`).

@@ -11,7 +11,7 @@ use crate::model::ids::{ObjectId, now_iso};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError as Tx;
 
-fn export_key(org: &str, id: ObjectId) -> Vec<u8> {
+pub(super) fn export_key(org: &str, id: ObjectId) -> Vec<u8> {
     key(&[org.as_bytes(), id.bytes()])
 }
 
@@ -506,13 +506,13 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::crypto::Key;
     use crate::export::record::{Format, Progress};
     use crate::store::BlobKind;
 
-    fn record(store: &Store, org: &str) -> ExportRecord {
+    pub(crate) fn record(store: &Store, org: &str) -> ExportRecord {
         ExportRecord {
             id: ObjectId::new(),
             org: org.into(),

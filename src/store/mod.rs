@@ -7,6 +7,7 @@ pub mod callers;
 pub mod check;
 pub mod codec;
 pub mod data;
+pub mod derived;
 pub mod exports;
 pub mod identity;
 pub mod rawdoc;
