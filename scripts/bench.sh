@@ -5,6 +5,7 @@
 #   - exportd: NDJSON and CSV exports through the API (wall time POST → ready), all
 #     documents and a selective `where` keeping about half; medians of RUNS runs; docs/s,
 #     MB/s of uncompressed output, archive ratio, peak RSS above idle, for N and N/10
+#   - memory: peak RSS above idle of one export on a freshly started server, N and N/10
 #   - the by-hand pipeline on the same rows: PostgreSQL (throwaway cluster on a temp dir,
 #     unix socket) `COPY (SELECT row_to_json(t) FROM t WHERE ...) TO STDOUT | zip | openssl
 #     enc -chacha20`
@@ -41,10 +42,15 @@ trap cleanup EXIT
 
 cargo build --release --quiet
 python3 -c 'import os;print(os.urandom(32).hex())' > "$WORK/key"
-EXPORTD_SYSTEM_TOKEN=bench RUST_LOG=warn ./target/release/exportd serve --data-dir "$WORK/data" \
-  --master-key-file "$WORK/key" --bind "127.0.0.1:$PORT" 2>"$WORK/server.log" &
-PID=$!
-for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.1; done
+start_server() {
+  EXPORTD_SYSTEM_TOKEN=bench RUST_LOG=warn ./target/release/exportd serve --data-dir "$WORK/data" \
+    --master-key-file "$WORK/key" --bind "127.0.0.1:$PORT" 2>>"$WORK/server.log" &
+  PID=$!
+  for _ in $(seq 300); do curl -sf "$BASE/health" >/dev/null && return; sleep 0.1; done
+  echo "the server did not start" >&2; exit 1
+}
+stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+start_server
 
 json() { python3 -c "import datetime,json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 state_of() { # org token id → state (grep, not python: polled often)
@@ -194,6 +200,22 @@ floor_bench() { # label; over the NDJSON inside $WORK/out.zip
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
+MEM_MEDIAN=""
+memory_bench() { # org token format label: one export on a freshly started server, RUNS times
+  # A fresh server each time: in one long-lived process, what earlier work left resident
+  # (the cache, allocator pages) is in the idle figure, and the next run's peak reads
+  # 0-20 MiB above it depending on that history, not on the export.
+  local peaks=() idles=() r
+  for _ in $(seq "$RUNS"); do
+    stop_server; start_server; sleep 1
+    idles+=("$(rss_kib)")
+    r=$(export_once "$1" "$2" "$3" "")
+    peaks+=("$(echo "$r" | awk '{print $5}')")
+  done
+  MEM_MEDIAN=$(median "${peaks[@]}")
+  python3 -c "print(f'memory  {\"$4\":<14} peak RSS above idle of a fresh server, one export: median {$MEM_MEDIAN/1024:.0f} MiB (runs {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${peaks[*]}")])}, idle {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${idles[*]}")])} MiB)')"
+}
+
 file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
   local doc id state t0 t1
   curl -sf -XPOST "$BASE/$1/v2/objects" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
@@ -251,6 +273,14 @@ export_bench big "$BIG" text/csv "csv all" ""
 CSV_ALL=$EXPORT_MEDIAN
 export_bench small "$SMALLTOK" application/x-ndjson "ndjson all N/10" ""
 export_bench small "$SMALLTOK" text/csv "csv all N/10" ""
+
+for f in "application/x-ndjson ndjson" "text/csv csv"; do
+  set -- $f
+  memory_bench big "$BIG" "$1" "$2 N"
+  MEM_N=$MEM_MEDIAN
+  memory_bench small "$SMALLTOK" "$1" "$2 N/10"
+  echo "ratios  $2 peak RSS above idle, N/10 vs N: $(ratio "$MEM_MEDIAN" "$MEM_N")"
+done
 
 pg_setup
 rm -f "$WORK/docs-big.ndjson"

@@ -3,7 +3,8 @@ use exportd::config::{Cli, Command, Config};
 use std::process::ExitCode;
 
 // mimalloc returns freed memory to the system promptly; glibc's per-thread arenas kept
-// large transient buffers (blob segments, spills) resident after big exports.
+// large transient buffers (blob segments, spills) resident after big exports. It is built
+// without transparent huge pages (Cargo.toml).
 // The `system-alloc` feature keeps the system allocator so heap profilers (heaptrack,
 // massif) that hook malloc can see every allocation.
 #[cfg(not(feature = "system-alloc"))]
