@@ -177,12 +177,19 @@ impl<'a> Reader<'a> {
     /// A map key, as bytes for comparing with names. Checked to be UTF-8 all the same: the
     /// general path refuses a record with a key that is not, and so must the fast lane.
     fn key(&mut self) -> Result<&'a [u8]> {
-        let unchecked = std::mem::replace(&mut self.unchecked, false);
-        let item = self.read(true);
-        self.unchecked = unchecked;
-        match item? {
-            Item::Str(s) => Ok(s.as_bytes()),
-            _ => Err(unreadable()),
+        let n = match self.be::<1>()?[0] {
+            m @ 0xa0..=0xbf => (m & 0x1f) as usize,
+            0xd9 => self.len(1)?,
+            0xda => self.len(2)?,
+            0xdb => self.len(4)?,
+            _ => return Err(unreadable()),
+        };
+        let b = self.take(n)?;
+        // names are short and ASCII: an inline check, not a call to the UTF-8 validator
+        if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+            Ok(b)
+        } else {
+            Err(unreadable())
         }
     }
 
@@ -449,6 +456,32 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(RawDoc::parse(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn keys_of_every_string_width_are_read_and_must_be_utf8() {
+        let keys_of = |key: &[u8]| {
+            let mut m = vec![0x81u8];
+            rmp::encode::write_str_len(&mut m, key.len() as u32).unwrap();
+            m.extend_from_slice(key);
+            m.push(0x01);
+            let entries = Raw(&m).entries()?;
+            Some(entries.iter().map(|(k, _)| k.to_vec()).collect::<Vec<_>>())
+        };
+        let (k40, k300, k80k) = ("k".repeat(40), "k".repeat(300), "ü".repeat(40_000));
+        for key in ["", "c_a", "é", &k40, &k300, &k80k] {
+            let want = vec![key.as_bytes().to_vec()];
+            assert_eq!(keys_of(key.as_bytes()), Some(want), "{} bytes", key.len());
+        }
+        assert_eq!(keys_of(b"\xff"), None);
+        assert_eq!(keys_of(b"ok\xc3"), None);
+        assert_eq!(
+            keys_of(&[b'a'; 70_000][..]).map(|k| k[0].len()),
+            Some(70_000)
+        );
+        // keys that are not strings
+        assert!(Raw(&[0x81, 0x01, 0x01]).entries().is_none());
+        assert!(Raw(&[0x81, 0xc0, 0x01]).entries().is_none());
     }
 
     #[test]
