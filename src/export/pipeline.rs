@@ -773,16 +773,16 @@ fn read_ahead<T: Send>(
     let (order, in_order) = sync_channel::<Receiver<Opened<T>>>(READ_AHEAD);
     std::thread::scope(|scope| {
         let (open, job_rx) = (&open, &job_rx);
-        for _ in 0..workers {
-            scope.spawn(move || {
+        for i in 0..workers {
+            spawn_named(scope, format!("export-open-{i}"), move || {
                 loop {
                     let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((batch, reply)) = job else { return };
                     let _ = reply.send(open(batch));
                 }
-            });
+            })?;
         }
-        scope.spawn(move || {
+        spawn_named(scope, "export-read".into(), move || {
             let send = |batch: Vec<SealedDoc>| {
                 let (reply, opened) = sync_channel(1);
                 order.send(opened).is_ok() && jobs.send((batch, reply)).is_ok()
@@ -812,7 +812,7 @@ fn read_ahead<T: Send>(
             if !batch.is_empty() {
                 send(batch);
             }
-        });
+        })?;
         for opened in in_order {
             let batch = opened
                 .recv()
@@ -821,6 +821,20 @@ fn read_ahead<T: Send>(
         }
         Ok(())
     })
+}
+
+/// A scoped thread with a name, so that a profile or `top -H` tells an export's threads
+/// apart (unnamed ones show their parent's name).
+fn spawn_named<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    name: String,
+    f: impl FnOnce() + Send + 'scope,
+) -> Result<(), Fault> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn_scoped(scope, f)
+        .map(drop)
+        .map_err(|e| Fault::internal("cannot start an export thread", e))
 }
 
 type Archive = zip::ZipWriter<zip::write::StreamWriter<ArchiveSink>>;
