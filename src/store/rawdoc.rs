@@ -193,6 +193,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The entries of the map that comes next, read in one pass.
+    fn entries(&mut self) -> Result<Vec<(&'a [u8], Raw<'a>)>> {
+        let Item::Map(n) = self.item()? else {
+            return Err(unreadable());
+        };
+        // the length is the record's word: capacity only up to what the bytes can hold
+        let mut out = Vec::with_capacity((n as usize).min(self.buf.len() / 2));
+        for _ in 0..n {
+            let k = self.key()?;
+            out.push((k, self.value()?));
+        }
+        Ok(out)
+    }
+
     fn string(&mut self) -> Result<&'a str> {
         match self.item()? {
             Item::Str(s) => Ok(s),
@@ -229,16 +243,7 @@ impl<'a> Raw<'a> {
     /// The entries of a map value (None: not a map), keys as bytes (see `Reader::key`). A
     /// key stored twice (never written so) is found at its first place.
     pub fn entries(self) -> Option<Vec<(&'a [u8], Raw<'a>)>> {
-        let mut r = self.reader();
-        let Ok(Item::Map(n)) = r.item() else {
-            return None;
-        };
-        let mut out = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let k = r.key().ok()?;
-            out.push((k, r.value().ok()?));
-        }
-        Some(out)
+        self.reader().entries().ok()
     }
 
     /// The items of an array value (None: not an array).
@@ -304,7 +309,7 @@ impl<'a> RawDoc<'a> {
                     }
                 }
                 b"props" => {
-                    doc.props = r.value()?.entries().ok_or_else(unreadable)?;
+                    doc.props = r.entries()?;
                     seen |= 16;
                 }
                 _ => {
@@ -430,6 +435,11 @@ mod tests {
         assert!(RawDoc::parse(&[VERSION, 0xc1]).is_err());
         // a map lacking the envelope
         assert!(RawDoc::parse(&[VERSION, 0x80]).is_err());
+        // props claiming 4G entries in a few bytes: a fault, not a 4G allocation
+        let mut huge = vec![VERSION, 0x81, 0xa5];
+        huge.extend(b"props");
+        huge.extend([0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, b'k', 0x01]);
+        assert!(RawDoc::parse(&huge).is_err());
     }
 
     #[test]
