@@ -49,7 +49,7 @@ start_server() {
   for _ in $(seq 300); do curl -sf "$BASE/health" >/dev/null && return; sleep 0.1; done
   echo "the server did not start" >&2; exit 1
 }
-stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+stop_server() { kill "$PID" 2>/dev/null || echo "the server had stopped (see $WORK/server.log)" >&2; wait "$PID" 2>/dev/null || true; }
 start_server
 
 json() { python3 -c "import datetime,json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
@@ -204,16 +204,16 @@ MEM_MEDIAN=""
 memory_bench() { # org token format label: one export on a freshly started server, RUNS times
   # A fresh server each time: in one long-lived process, what earlier work left resident
   # (the cache, allocator pages) is in the idle figure, and the next run's peak reads
-  # 0-20 MiB above it depending on that history, not on the export.
+  # 0-27 MiB above it depending on that history, not on the export.
   local peaks=() idles=() r
   for _ in $(seq "$RUNS"); do
-    stop_server; start_server; sleep 1
+    stop_server; start_server; settle
     idles+=("$(rss_kib)")
     r=$(export_once "$1" "$2" "$3" "")
     peaks+=("$(echo "$r" | awk '{print $5}')")
   done
   MEM_MEDIAN=$(median "${peaks[@]}")
-  python3 -c "print(f'memory  {\"$4\":<14} peak RSS above idle of a fresh server, one export: median {$MEM_MEDIAN/1024:.0f} MiB (runs {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${peaks[*]}")])}, idle {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${idles[*]}")])} MiB)')"
+  python3 -c "print(f'memory  {\"$4\":<14} peak RSS above idle of a fresh server, one export: median {$MEM_MEDIAN/1024:.0f} MiB (runs {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${peaks[*]}")])}, idle at start {\" \".join(f\"{x/1024:.0f}\" for x in [$(IFS=,; echo "${idles[*]}")])} MiB)')"
 }
 
 file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
@@ -239,13 +239,15 @@ file_export() { # org token MiB: one large file exported with zipFiles, peak RSS
   rm -f "$WORK/big.bin"
 }
 
-settle() { # until the server is idle (< 5% CPU over half a second; at most 10 s): the API
-  # is measured on its own, not against what the last export left the database to do
+settle() { # until the server is idle (< 5% CPU over half a second; at most 10 s): memory
+  # and the API are measured from a quiet server, not against start-up or what the last
+  # export left the database to do
   local c0 c1
   for _ in $(seq 20); do
     c0=$(awk '{print $14+$15}' /proc/$PID/stat); sleep 0.5; c1=$(awk '{print $14+$15}' /proc/$PID/stat)
     [ $((c1 - c0)) -lt 3 ] && return
   done
+  echo "note: the server was still busy after 10 s" >&2
 }
 
 wrk_run() { # label url [token]
@@ -284,11 +286,11 @@ export_bench small "$SMALLTOK" application/x-ndjson "ndjson all N/10" ""
 export_bench small "$SMALLTOK" text/csv "csv all N/10" ""
 
 for f in "application/x-ndjson ndjson" "text/csv csv"; do
-  set -- $f
-  memory_bench big "$BIG" "$1" "$2 N"
+  read -r mime name <<<"$f"
+  memory_bench big "$BIG" "$mime" "$name N"
   MEM_N=$MEM_MEDIAN
-  memory_bench small "$SMALLTOK" "$1" "$2 N/10"
-  echo "ratios  $2 peak RSS above idle, N/10 vs N: $(ratio "$MEM_MEDIAN" "$MEM_N")"
+  memory_bench small "$SMALLTOK" "$mime" "$name N/10"
+  echo "ratios  $name peak RSS above idle, N/10 vs N: $(python3 -c "print(f'{$MEM_MEDIAN/max($MEM_N, 1):.2f}')")"
 done
 
 pg_setup

@@ -772,6 +772,10 @@ fn read_ahead<T: Send>(
     // the receivers of the batches, in reading order
     let (order, in_order) = sync_channel::<Receiver<Opened<T>>>(READ_AHEAD);
     std::thread::scope(|scope| {
+        // the senders belong to this closure: should a thread fail to start, returning drops
+        // them, so the workers already started see the channel close instead of waiting on
+        // it while the scope waits on them
+        let (jobs, order) = (jobs, order);
         let (open, job_rx) = (&open, &job_rx);
         for i in 0..workers {
             spawn_named(scope, format!("export-open-{i}"), move || {

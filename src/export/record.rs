@@ -147,6 +147,12 @@ pub struct ExportRecord {
     pub seq: u64,
 }
 
+/// Whether an export that expires at `expires_at` has, at `now` (both ISO dates as
+/// `ids::iso` writes them, which compare as strings).
+pub fn expired(expires_at: &str, now: &str) -> bool {
+    expires_at <= now
+}
+
 impl ExportRecord {
     pub fn fault(&self) -> Option<Fault> {
         self.fault
@@ -182,7 +188,7 @@ impl ExportRecord {
     }
 
     pub fn is_expired(&self, now: &str) -> bool {
-        self.expires_at.as_str() <= now
+        expired(&self.expires_at, now)
     }
 
     pub fn to_json(&self) -> Value {

@@ -5,7 +5,7 @@ use crate::auth::OrgCaller;
 use crate::export::create::{CreateContext, parse_create};
 use crate::export::pipeline::{STOP_CANCEL, STOP_DELETE, cancelled_fault};
 use crate::export::prefix::PrefixContext;
-use crate::export::record::{Event, ExportRecord, State};
+use crate::export::record::{Event, ExportRecord, State, expired};
 use crate::fault::{Category, Fault, Result};
 use crate::http::body::JsonBody;
 use crate::http::files::serve_blob;
@@ -260,11 +260,12 @@ async fn get_export(
     };
     let id = export_id(&path.1)?;
     let (store, org) = (&state.store, &caller.org.code);
-    // one record (and its events): point reads served from the cache, inline like auth
+    // one record (and its events): point reads served from sled's cache, inline like auth;
+    // the plain form is rendered once per stored version of the record
     if !with_events {
         let view = store
             .derive_export(&state.export_views, org, id, RenderedExport::of)?
-            .filter(|v| v.expires_at > now_iso())
+            .filter(|v| !expired(&v.expires_at, &now_iso()))
             .ok_or_else(not_found)?;
         return Ok(HttpResponse::Ok()
             .content_type(actix_web::http::header::ContentType::json())
@@ -283,6 +284,12 @@ async fn get_export(
 pub struct RenderedExport {
     expires_at: String,
     body: web::Bytes,
+}
+
+impl crate::store::derived::Weight for RenderedExport {
+    fn weight(&self) -> usize {
+        self.expires_at.len() + self.body.len()
+    }
 }
 
 impl RenderedExport {

@@ -13,51 +13,87 @@ use crate::model::ids::ObjectId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// Entries kept at most; the cache starts over when full (records polled at once are few).
-const MAX_ENTRIES: usize = 1024;
+/// Bytes kept at most, stored records and derived values counted: records can be large
+/// (an `afterScript`, long lists), and a cache of a thousand of them must not hold 100 MiB.
+/// The cache starts over when a new entry would not fit.
+const MAX_BYTES: usize = 4 << 20;
+/// An entry larger than this is derived on every read, not kept.
+const MAX_ENTRY_BYTES: usize = 64 << 10;
+
+/// What a derived value occupies, for the cache's byte bound.
+pub trait Weight {
+    fn weight(&self) -> usize;
+}
 
 pub struct DerivedCache<T> {
-    entries: RwLock<HashMap<Vec<u8>, Entry<T>>>,
+    inner: RwLock<Inner<T>>,
+}
+
+struct Inner<T> {
+    entries: HashMap<Vec<u8>, Entry<T>>,
+    bytes: usize,
 }
 
 struct Entry<T> {
     stored: sled::IVec,
     value: Arc<T>,
+    bytes: usize,
 }
 
 impl<T> Default for DerivedCache<T> {
     fn default() -> Self {
         DerivedCache {
-            entries: RwLock::new(HashMap::new()),
+            inner: RwLock::new(Inner {
+                entries: HashMap::new(),
+                bytes: 0,
+            }),
         }
     }
 }
 
-impl<T> DerivedCache<T> {
+impl<T: Weight> DerivedCache<T> {
     fn get(&self, key: &[u8], stored: &[u8]) -> Option<Arc<T>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let e = entries.get(key)?;
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let e = inner.entries.get(key)?;
         (e.stored == stored).then(|| e.value.clone())
     }
 
     fn put(&self, key: Vec<u8>, stored: sled::IVec, value: Arc<T>) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        let bytes = key.len() + stored.len() + value.weight();
+        if bytes > MAX_ENTRY_BYTES {
+            return;
         }
-        entries.insert(key, Entry { stored, value });
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        // a newer version of a record replaces the older one in place
+        if let Some(old) = inner.entries.remove(&key) {
+            inner.bytes -= old.bytes;
+        }
+        if inner.bytes + bytes > MAX_BYTES {
+            inner.entries.clear();
+            inner.bytes = 0;
+        }
+        inner.bytes += bytes;
+        inner.entries.insert(
+            key,
+            Entry {
+                stored,
+                value,
+                bytes,
+            },
+        );
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.read().unwrap().len()
+    fn len_and_bytes(&self) -> (usize, usize) {
+        let inner = self.inner.read().unwrap();
+        (inner.entries.len(), inner.bytes)
     }
 }
 
 impl Store {
     /// What `derive` makes of export `id` of `org` (`None` if there is no such record), from
     /// `cache` while the stored record is the one it was made from.
-    pub fn derive_export<T>(
+    pub fn derive_export<T: Weight>(
         &self,
         cache: &DerivedCache<T>,
         org: &str,
@@ -158,19 +194,53 @@ mod tests {
         assert_eq!(label(&store, &cache, "other", rec.id), None);
     }
 
-    #[test]
-    fn the_cache_starts_over_when_full() {
-        let cache = DerivedCache::default();
-        for n in 0..MAX_ENTRIES as u32 + 5 {
-            let key = n.to_be_bytes().to_vec();
-            cache.put(key.clone(), sled::IVec::from(&key[..]), Arc::new(n));
-            assert_eq!(cache.get(&key, &key).as_deref(), Some(&n));
-            assert!(cache.len() <= MAX_ENTRIES);
+    impl Weight for u32 {
+        fn weight(&self) -> usize {
+            *self as usize
         }
-        assert_eq!(cache.len(), 5);
-        assert_eq!(cache.get(&0u32.to_be_bytes(), &0u32.to_be_bytes()), None);
+    }
+
+    impl Weight for String {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
+    fn put(cache: &DerivedCache<u32>, n: u32, weight: u32) {
+        let key = n.to_be_bytes().to_vec();
+        cache.put(key.clone(), sled::IVec::from(&key[..]), Arc::new(weight));
+    }
+
+    fn hit(cache: &DerivedCache<u32>, n: u32) -> Option<u32> {
+        let key = n.to_be_bytes();
+        cache.get(&key, &key).as_deref().copied()
+    }
+
+    #[test]
+    fn the_cache_keeps_to_its_byte_bound() {
+        let cache = DerivedCache::default();
+        let weight = 1000; // + 8 bytes of key and stored value
+        let fit = MAX_BYTES / (weight as usize + 8);
+        for n in 0..fit as u32 {
+            put(&cache, n, weight);
+            assert_eq!(hit(&cache, n), Some(weight));
+        }
+        assert_eq!(cache.len_and_bytes(), (fit, fit * 1008));
+        // replacing an entry keeps the others, and counts the new size only
+        put(&cache, 0, weight - 100);
+        assert_eq!(cache.len_and_bytes(), (fit, fit * 1008 - 100));
+        assert_eq!(hit(&cache, 1), Some(weight));
+        // a new one that does not fit starts the cache over
+        put(&cache, fit as u32, weight);
+        assert_eq!(cache.len_and_bytes(), (1, 1008));
+        assert_eq!(hit(&cache, 1), None);
+        assert_eq!(hit(&cache, fit as u32), Some(weight));
+        // an entry above the per-entry bound is not kept, and leaves the others
+        put(&cache, 7, MAX_ENTRY_BYTES as u32);
+        assert_eq!(hit(&cache, 7), None);
+        assert_eq!(cache.len_and_bytes(), (1, 1008));
         // an entry answers only for the bytes it was made from
-        let last = (MAX_ENTRIES as u32 + 4).to_be_bytes();
-        assert_eq!(cache.get(&last, b"other"), None);
+        let key = (fit as u32).to_be_bytes();
+        assert_eq!(cache.get(&key, b"other"), None);
     }
 }

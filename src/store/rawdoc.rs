@@ -199,7 +199,8 @@ impl<'a> Reader<'a> {
             return Err(unreadable());
         };
         // the length is the record's word: capacity only up to what the bytes can hold
-        let mut out = Vec::with_capacity((n as usize).min(self.buf.len() / 2));
+        let left = self.buf.len().saturating_sub(self.pos);
+        let mut out = Vec::with_capacity((n as usize).min(left / 2));
         for _ in 0..n {
             let k = self.key()?;
             out.push((k, self.value()?));
