@@ -778,7 +778,10 @@ async fn an_export_read_again_answers_the_same_for_its_org_until_it_expires() {
             .insert_header(("Authorization", format!("Bearer {tok}")));
         let resp = actix_web::test::call_service(&app.svc, req.to_request()).await;
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers().get("content-type").unwrap(), "application/json");
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "application/json"
+        );
         let body: Value = actix_web::test::read_body_json(resp).await;
         assert_eq!(body, rec);
     }

@@ -52,7 +52,9 @@ pub struct ParallelDeflate<W: Write> {
 }
 
 impl<W: Write> ParallelDeflate<W> {
-    pub fn new(out: W, level: u32, workers: usize) -> Self {
+    /// Fails if a worker thread cannot start (those already started exit: the job channel
+    /// closes with the return).
+    pub fn new(out: W, level: u32, workers: usize) -> io::Result<Self> {
         let workers = workers.max(1);
         let (tx, rx) = sync_channel::<Job>(workers);
         let rx = Arc::new(Mutex::new(rx));
@@ -62,10 +64,9 @@ impl<W: Write> ParallelDeflate<W> {
                 std::thread::Builder::new()
                     .name(format!("deflate-{i}"))
                     .spawn(move || worker(rx, level))
-                    .expect("spawning a deflate worker")
             })
-            .collect();
-        ParallelDeflate {
+            .collect::<io::Result<_>>()?;
+        Ok(ParallelDeflate {
             out: Some(out),
             chunk: Vec::with_capacity(CHUNK),
             dict: Vec::new(),
@@ -76,7 +77,7 @@ impl<W: Write> ParallelDeflate<W> {
             spare: Vec::new(),
             jobs: Some(tx),
             workers: handles,
-        }
+        })
     }
 
     /// Hands the current chunk to the workers.
@@ -223,7 +224,7 @@ mod tests {
     use std::io::Read;
 
     fn roundtrip(data: &[u8], workers: usize, pieces: usize) {
-        let mut w = ParallelDeflate::new(Vec::new(), 6, workers);
+        let mut w = ParallelDeflate::new(Vec::new(), 6, workers).unwrap();
         for part in data.chunks(data.len().div_ceil(pieces.max(1)).max(1)) {
             w.write_all(part).unwrap();
         }

@@ -253,7 +253,8 @@ impl Run<'_> {
             .large_file(true);
         zip.start_file(entry.as_str(), opts)
             .map_err(|e| Stop::Fault(Fault::internal("zip failed", e)))?;
-        let mut data = ParallelDeflate::new(RawEntry(&mut zip), DEFLATE_LEVEL, cores());
+        let mut data =
+            ParallelDeflate::new(RawEntry(&mut zip), DEFLATE_LEVEL, cores()).map_err(io_fault)?;
 
         if self.rec.export_files {
             self.files = Some(FileSink::new(
