@@ -690,6 +690,27 @@ async fn downloads_support_etag_ranges_and_record_events() {
     assert_eq!(downloads[0]["data"]["by"], rec["creator"]["_id"]);
 }
 
+/// An export of acme's `c_items`, run to ready after the org's exports were set to expire
+/// `ttl_days` after creation: (id, record).
+async fn ready_export_expiring<S: TestService>(
+    svc: &S,
+    tok: &str,
+    ttl_days: f64,
+) -> (String, Value) {
+    let body = json!({"exportTtlDays": ttl_days});
+    let (s, v) = call(svc, "PATCH", "/sys/orgs/acme", Some(SYS), Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+    let id = create_export(
+        svc,
+        tok,
+        "acme",
+        json!({"label": "x", "objects": "c_items"}),
+    )
+    .await;
+    let rec = wait_ready(svc, tok, "acme", &id).await;
+    (id, rec)
+}
+
 #[actix_web::test]
 async fn exports_expire_and_release_their_quota() {
     let app = app_with(|c| c.janitor_interval = std::time::Duration::from_secs(1)).await;
@@ -703,23 +724,7 @@ async fn exports_expire_and_release_their_quota() {
         Some(json!({"c_name": "x"})),
     )
     .await;
-    let (s, _) = call(
-        &app.svc,
-        "PATCH",
-        "/sys/orgs/acme",
-        Some(SYS),
-        Some(json!({"exportTtlDays": 0.00003})),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let id = create_export(
-        &app.svc,
-        &tok,
-        "acme",
-        json!({"label": "x", "objects": "c_items"}),
-    )
-    .await;
-    let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
+    let (id, rec) = ready_export_expiring(&app.svc, &tok, 0.00003).await;
     let created = chrono::DateTime::parse_from_rfc3339(rec["created"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(rec["expiresAt"].as_str().unwrap()).unwrap();
     assert_eq!((expires - created).num_milliseconds(), 2592);
@@ -754,24 +759,8 @@ async fn an_export_read_again_answers_the_same_for_its_org_until_it_expires() {
     let tok = org_with_admin(&app.svc, "acme").await;
     let other = org_with_admin(&app.svc, "other").await;
     define(&app.svc, &tok, "acme", item_def()).await;
-    let (s, _) = call(
-        &app.svc,
-        "PATCH",
-        "/sys/orgs/acme",
-        Some(SYS),
-        Some(json!({"exportTtlDays": 0.0001})),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let id = create_export(
-        &app.svc,
-        &tok,
-        "acme",
-        json!({"label": "x", "objects": "c_items"}),
-    )
-    .await;
+    let (id, rec) = ready_export_expiring(&app.svc, &tok, 0.0001).await;
     let path = format!("/acme/v2/exports/{id}");
-    let rec = wait_ready(&app.svc, &tok, "acme", &id).await;
     for _ in 0..2 {
         let req = TestRequest::get()
             .uri(&path)

@@ -90,6 +90,9 @@ impl<'de> Deserialize<'de> for ObjectId {
     }
 }
 
+/// `iso`'s format as a chrono pattern.
+const ISO_PATTERN: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 /// Dates: ISO-8601 UTC with milliseconds. Years are 0000–9999 so that the string order is
 /// the time order (see `parse_date`).
 pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -99,7 +102,7 @@ pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
     // other years and leap seconds: chrono's own formatting, which parses the pattern on
     // every call (a few percent of a GET)
     if !(0..=9999).contains(&year) || ms > 999 {
-        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        return t.format(ISO_PATTERN).to_string();
     }
     let mut s = String::with_capacity(24);
     let _ = write!(
@@ -175,15 +178,14 @@ mod tests {
             } else {
                 t
             };
-            proptest::prop_assert_eq!(iso(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            proptest::prop_assert_eq!(iso(t), t.format(ISO_PATTERN).to_string());
         }
     }
 
     #[test]
     fn iso_edges_match_chrono() {
         use chrono::{NaiveDate, TimeZone};
-        let chrono_iso =
-            |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let chrono_iso = |t: chrono::DateTime<chrono::Utc>| t.format(ISO_PATTERN).to_string();
         let at = |y, mo, d, h, mi, s, ns| {
             let n = NaiveDate::from_ymd_opt(y, mo, d)
                 .unwrap()

@@ -166,10 +166,15 @@ impl JsonOut {
     }
 }
 
-/// Whether JSON needs no escape in `s`: serde_json escapes only '"', '\\' and control
-/// characters.
+/// Whether serde_json escapes byte `b` in a string: only '"', '\\' and control characters.
+#[inline(always)]
+fn escaped(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+
+/// Whether JSON needs no escape in `s`.
 fn plain(s: &str) -> bool {
-    plain_ascii(s.as_bytes(), |b| (b < 0x20) | (b == b'"') | (b == b'\\'))
+    plain_ascii(s.as_bytes(), escaped)
 }
 
 /// Whether none of `b` is `special`. Checked in blocks without early exit, which the
@@ -225,7 +230,7 @@ impl Emit for JsonOut {
     }
     fn utf8(&mut self, b: &[u8]) -> bool {
         // plain ASCII (most stored strings) is valid UTF-8 needing no escape: one pass
-        if plain_ascii(b, |b| (b < 0x20) | (b == b'"') | (b == b'\\') | (b >= 0x80)) {
+        if plain_ascii(b, |b| escaped(b) | (b >= 0x80)) {
             self.buf.push(b'"');
             self.buf.extend_from_slice(b);
             self.buf.push(b'"');
