@@ -119,9 +119,17 @@ impl Store {
         std::fs::write(&probe, b"")
             .map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))?;
         let _ = std::fs::remove_file(&probe);
+        let clean_file = dir.join(CLEAN_FILE);
+        let clean_stop = CleanStop::read(&clean_file)?;
+        // after a clean stop no torn write can exist: a damaged message inside the log is
+        // refused instead of skipped (which would roll back the rest of its segment while
+        // later ones, the mark among them, are replayed), and so is a log that ends short of
+        // what the stop made durable (sled would cut it there and zero what follows)
         let config = sled::Config::new()
             .path(dir.join("db"))
-            .cache_capacity(cache_mb.max(1) * 1024 * 1024);
+            .cache_capacity(cache_mb.max(1) * 1024 * 1024)
+            .strict_recovery(clean_stop.is_some())
+            .clean_shutdown_lsn(clean_stop.as_ref().and_then(|c| c.stable_lsn));
         // sled's recovery panics on some damaged logs (e.g. "tried to serialize
         // Uninitialized"): that is a database it cannot open, said in one line (nothing of
         // the half-opened database is used after such a panic)
@@ -136,6 +144,18 @@ impl Store {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
                     "data dir {} is in use by another exportd process",
                     dir.display()
+                ),
+                sled::Error::Corruption { at, .. } => format!(
+                    "the database in {} is damaged: its log does not read back intact ({}), so \
+                     acknowledged writes would be missing; restore a backup, or delete {} to \
+                     serve what is left",
+                    dir.display(),
+                    match at {
+                        Some(sled::DiskPtr::Inline(at) | sled::DiskPtr::Blob(at, _)) =>
+                            format!("at byte {at} of db/db"),
+                        None => "place unknown".to_string(),
+                    },
+                    clean_file.display()
                 ),
                 other => format!("cannot open the database in {}: {other}", dir.display()),
             })?;
@@ -161,7 +181,9 @@ impl Store {
             blob_meta: open("blob_meta")?,
             usage: open("usage")?,
         };
-        check_clean_shutdown(dir, &t.meta)?;
+        if let Some(clean_stop) = clean_stop {
+            clean_stop.check(dir, &clean_file, &t.meta)?;
+        }
         let records = RecordSeal::new(&master);
         let stored_check = t.meta.get(KEY_CHECK).map_err(|e| e.to_string())?;
         let fresh = stored_check.is_none();
@@ -241,10 +263,11 @@ impl Store {
     }
 
     /// The last step of a clean stop (after the final flush): a random mark goes into the
-    /// database and into `<dir>/clean-shutdown`, so the next start can tell whether sled
-    /// recovered the database that was shut down. sled's recovery takes a damaged log
-    /// message or blob file for a torn write and silently rolls back to the last intact
-    /// write (older documents served as current ones); the mark, written last, is then gone.
+    /// database and, with the log position made durable, into `<dir>/clean-shutdown`, so the
+    /// next start can tell whether sled recovered the database that was shut down. sled's
+    /// recovery takes a damaged log message or blob file for a torn write and silently rolls
+    /// back to the last intact write (older documents served as current ones); the next
+    /// start opens strictly (see [`CleanStop`]) and checks the mark, written last.
     pub fn mark_clean_shutdown(&self, dir: &Path) -> std::result::Result<(), String> {
         let mark = crate::crypto::random_hex(16);
         self.t
@@ -252,11 +275,12 @@ impl Store {
             .insert(CLEAN_MARK, mark.as_bytes())
             .and_then(|_| self.db.flush())
             .map_err(|e| format!("cannot record the clean shutdown: {e}"))?;
+        let stable_lsn = self.db.stable_lsn();
         let tmp = dir.join(format!("{CLEAN_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(mark.as_bytes())?;
+            write!(f, "{mark} {stable_lsn}")?;
             f.sync_all()?;
             std::fs::rename(&tmp, dir.join(CLEAN_FILE))?;
             std::fs::File::open(dir)?.sync_all()
@@ -323,34 +347,64 @@ impl Store {
 const CLEAN_MARK: &[u8] = b"clean_shutdown";
 const CLEAN_FILE: &str = "clean-shutdown";
 
-/// After a clean stop (see [`Store::mark_clean_shutdown`]) the recovered database must hold
-/// the mark written last; the file is then removed for good, since after a crash there is
-/// nothing to compare (sled's recovery of a torn tail is legitimate then).
-fn check_clean_shutdown(dir: &Path, meta: &sled::Tree) -> std::result::Result<(), String> {
-    let path = dir.join(CLEAN_FILE);
-    let want = match std::fs::read(&path) {
-        Ok(w) => w,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let got = meta.get(CLEAN_MARK).map_err(|e| {
-        format!(
-            "cannot open the database in {}: it is damaged ({e})",
-            dir.display()
-        )
-    })?;
-    if got.as_deref() != Some(want.as_slice()) {
-        return Err(format!(
-            "the database in {} is not the one that was shut down cleanly: it was damaged or \
-             rolled back and acknowledged writes are missing; restore a backup, or delete {} to \
-             serve what is left",
-            dir.display(),
-            path.display()
-        ));
+/// What a clean stop (see [`Store::mark_clean_shutdown`]) left in `<dir>/clean-shutdown`:
+/// the mark it wrote last, and the log position it made durable (absent in files of
+/// earlier versions).
+struct CleanStop {
+    mark: Vec<u8>,
+    stable_lsn: Option<i64>,
+}
+
+impl CleanStop {
+    fn read(path: &Path) -> std::result::Result<Option<CleanStop>, String> {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut fields = text.splitn(2, |b| *b == b' ');
+        let mark = fields.next().unwrap_or_default().to_vec();
+        let stable_lsn = match fields.next() {
+            None => None,
+            Some(lsn) => Some(
+                std::str::from_utf8(lsn)
+                    .ok()
+                    .and_then(|lsn| lsn.parse().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "{} is damaged: delete it to start without checking the last \
+                             clean shutdown",
+                            path.display()
+                        )
+                    })?,
+            ),
+        };
+        Ok(Some(CleanStop { mark, stable_lsn }))
     }
-    std::fs::remove_file(&path)
-        .and_then(|_| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+
+    /// The recovered database must hold the mark written last; the file is then removed
+    /// for good, since after a crash there is nothing to compare (sled's recovery of a torn
+    /// tail is legitimate then).
+    fn check(&self, dir: &Path, path: &Path, meta: &sled::Tree) -> std::result::Result<(), String> {
+        let got = meta.get(CLEAN_MARK).map_err(|e| {
+            format!(
+                "cannot open the database in {}: it is damaged ({e})",
+                dir.display()
+            )
+        })?;
+        if got.as_deref() != Some(self.mark.as_slice()) {
+            return Err(format!(
+                "the database in {} is not the one that was shut down cleanly: it was damaged \
+                 or rolled back and acknowledged writes are missing; restore a backup, or \
+                 delete {} to serve what is left",
+                dir.display(),
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .and_then(|_| std::fs::File::open(dir)?.sync_all())
+            .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    }
 }
 
 /// Whether any metadata tree holds a sealed record.
@@ -479,7 +533,7 @@ mod tests {
         );
         drop(store);
 
-        let store = Store::open(dir.path(), master.clone()).unwrap();
+        let store = reopen(dir.path(), &master).unwrap();
         for rec in Rec::ALL {
             for r in store.t.of(rec).iter() {
                 assert_eq!(r.unwrap().1[0], SEALED, "{rec:?}");
@@ -495,7 +549,7 @@ mod tests {
         store.t.orgs.insert("acme", encode(&forged)).unwrap();
         store.db.flush().unwrap();
         drop(store);
-        let store = Store::open(dir.path(), master.clone()).unwrap();
+        let store = reopen(dir.path(), &master).unwrap();
         let err = store.get_org("acme").unwrap_err();
         assert_eq!(err.err_code, "cortex.error.integrity");
 
@@ -507,16 +561,16 @@ mod tests {
             .unwrap();
         store.db.flush().unwrap();
         drop(store);
-        let refused = Store::open(dir.path(), master.clone()).err().unwrap();
+        let refused = reopen(dir.path(), &master).err().unwrap();
         assert!(refused.contains("replaced from an older copy"), "{refused}");
         // nor removed, to have any key taken as the database's
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = reopen_sled(dir.path());
         db.open_tree("meta").unwrap().remove(KEY_CHECK).unwrap();
         db.flush().unwrap();
         drop(db);
-        let refused = Store::open(dir.path(), Key::random()).err().unwrap();
+        let refused = reopen(dir.path(), &Key::random()).err().unwrap();
         assert!(refused.contains("no master-key check"), "{refused}");
-        let store = sled::open(dir.path().join("db")).unwrap();
+        let store = reopen_sled(dir.path());
         let forged_plain = store
             .open_tree("orgs")
             .unwrap()
@@ -549,7 +603,7 @@ mod tests {
             .unwrap();
         store.db.flush().unwrap();
         drop(store);
-        let store = Store::open(dir.path(), master).unwrap();
+        let store = reopen(dir.path(), &master).unwrap();
         assert_eq!(
             store.get_org("beta").unwrap().unwrap().storage_limit,
             Some(7)
@@ -560,5 +614,232 @@ mod tests {
                 assert_eq!(r.unwrap().1[0], SEALED, "{rec:?}");
             }
         }
+    }
+
+    /// Retries an open while the data dir's lock is still held: sled's last background
+    /// writes may hold it for a moment after the handle is dropped.
+    fn when_unlocked<T, E>(
+        open: impl Fn() -> std::result::Result<T, E>,
+        locked: impl Fn(&E) -> bool,
+    ) -> std::result::Result<T, E> {
+        for _ in 0..100 {
+            match open() {
+                Err(e) if locked(&e) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                other => return other,
+            }
+        }
+        open()
+    }
+
+    fn reopen(dir: &Path, master: &Key) -> std::result::Result<Store, String> {
+        when_unlocked(
+            || Store::open(dir, master.clone()),
+            |e| e.contains("in use by another exportd process"),
+        )
+    }
+
+    fn reopen_sled(dir: &Path) -> sled::Db {
+        when_unlocked(
+            || sled::open(dir.join("db")),
+            |e| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_data_dir_in_use_is_refused_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = Key::random();
+        let store = Store::open(dir.path(), master.clone()).unwrap();
+        let refused = Store::open(dir.path(), master.clone()).err().unwrap();
+        assert!(
+            refused.contains("is in use by another exportd process"),
+            "{refused}"
+        );
+        drop(store);
+        reopen(dir.path(), &master).unwrap();
+    }
+
+    /// sled's log segment size (its default, which exportd keeps).
+    const SEGMENT: usize = 512 * 1024;
+
+    /// A database whose log spans several segments, stopped cleanly; the values written.
+    fn stopped_cleanly_over_segments(dir: &Path, master: &Key) -> Vec<(String, String)> {
+        let store = reopen(dir, master).unwrap();
+        let written: Vec<(String, String)> = (0..2000)
+            .map(|i| (format!("k{i:05}"), crate::crypto::random_hex(512)))
+            .collect();
+        for (k, v) in &written {
+            store.t.docs.insert(k, v.as_bytes()).unwrap();
+        }
+        store.flush().unwrap();
+        store.mark_clean_shutdown(dir).unwrap();
+        drop(store);
+        let log_len = std::fs::metadata(dir.join("db/db")).unwrap().len();
+        assert!(
+            log_len > 3 * SEGMENT as u64,
+            "the log spans {log_len} bytes"
+        );
+        written
+    }
+
+    /// The log's segments by their headers, in log order: (LSN, file offset). A header
+    /// stores its LSN at bytes 4..12, little-endian, XOR 0x7FFF_FFFF_FFFF_FFFF; zeroed
+    /// (free) segments decode to no multiple of the segment size below 2^40.
+    fn segments_in_log_order(dir: &Path) -> Vec<(i64, usize)> {
+        let log = std::fs::read(dir.join("db/db")).unwrap();
+        // the file ends where the last write ended, inside its segment: every start that
+        // leaves room for a header counts
+        let mut segments: Vec<(i64, usize)> = (0..log.len().saturating_sub(20))
+            .step_by(SEGMENT)
+            .map(|lid| {
+                let lsn = i64::from_le_bytes(log[lid + 4..lid + 12].try_into().unwrap());
+                (lsn ^ 0x7FFF_FFFF_FFFF_FFFF, lid)
+            })
+            .filter(|(lsn, _)| (0..1 << 40).contains(lsn) && lsn % SEGMENT as i64 == 0)
+            .collect();
+        segments.sort();
+        segments
+    }
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at] ^= 0x20;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Damage inside the log of a cleanly stopped database: refused without a write, as long
+    /// as the clean-stop file is there.
+    fn refused_until_the_clean_file_goes(dir: &Path, master: &Key, at: &str) {
+        let log = std::fs::read(dir.join("db/db")).unwrap();
+        for _ in 0..2 {
+            let refused = reopen(dir, master).err().unwrap();
+            assert!(refused.contains("is damaged"), "{refused}");
+            assert!(refused.contains(at), "{refused}");
+            assert!(refused.contains("clean-shutdown"), "{refused}");
+        }
+        assert!(
+            std::fs::read(dir.join("db/db")).unwrap() == log,
+            "the refused opens left the log as it was"
+        );
+        // without it the damage is taken for a torn write, as after a crash: sled skips it
+        // (or fails on what it skipped), but the strict refusal is gone
+        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+        if let Err(e) = reopen(dir, master) {
+            assert!(!e.contains("does not read back intact"), "{e}");
+        }
+    }
+
+    #[test]
+    fn damage_inside_the_log_of_a_clean_stop_is_refused_not_skipped() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        stopped_cleanly_over_segments(dir.path(), &master);
+        // a message in the middle of the log's first segment (sled would skip the segment's
+        // rest and replay the later ones: writes lost in the middle, the clean mark still
+        // there); a segment that is not the last was written whole
+        let segments = segments_in_log_order(dir.path());
+        assert!(segments.len() > 2, "{segments:?}");
+        flip(&dir.path().join("db/db"), segments[0].1 + SEGMENT / 2);
+        refused_until_the_clean_file_goes(dir.path(), &master, "of db/db");
+
+        // undamaged, such a database opens strictly, every value intact
+        let intact = tempfile::tempdir().unwrap();
+        let written = stopped_cleanly_over_segments(intact.path(), &master);
+        let store = reopen(intact.path(), &master).unwrap();
+        assert!(!intact.path().join(CLEAN_FILE).exists());
+        for (k, v) in &written {
+            assert_eq!(store.t.docs.get(k).unwrap().as_deref(), Some(v.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn damage_at_the_end_of_the_log_of_a_clean_stop_is_refused_before_sled_cuts_it() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        stopped_cleanly_over_segments(dir.path(), &master);
+        let clean = CleanStop::read(&dir.path().join(CLEAN_FILE))
+            .unwrap()
+            .unwrap();
+        let tip = clean.stable_lsn.expect("the stop records its log position");
+        // in the last write (the mark), which sled's first pass would take for a torn tail
+        let &(last, lid) = segments_in_log_order(dir.path()).last().unwrap();
+        assert_eq!(last, tip / SEGMENT as i64 * SEGMENT as i64);
+        flip(&dir.path().join("db/db"), lid + (tip - last) as usize - 40);
+        refused_until_the_clean_file_goes(dir.path(), &master, "of db/db");
+    }
+
+    #[test]
+    fn a_clean_stop_file_without_the_log_position_is_read_as_earlier_versions_wrote_it() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(CLEAN_FILE);
+        let stop = |store: Store| {
+            store.mark_clean_shutdown(dir.path()).unwrap();
+            drop(store);
+            std::fs::read_to_string(&file).unwrap()
+        };
+        let written = stop(Store::open(dir.path(), master.clone()).unwrap());
+        let (mark, lsn) = written.split_once(' ').unwrap();
+        assert!(lsn.parse::<i64>().unwrap() > 0, "{written}");
+        std::fs::write(&file, mark).unwrap();
+        let store = reopen(dir.path(), &master).unwrap();
+        assert!(!file.exists(), "checked and removed");
+
+        // an earlier version's mark that is not the database's still refuses
+        stop(store);
+        std::fs::write(&file, "0123456789abcdef0123456789abcdef").unwrap();
+        let refused = reopen(dir.path(), &master).err().unwrap();
+        assert!(
+            refused.contains("not the one that was shut down cleanly"),
+            "{refused}"
+        );
+        // a position that is no number is a damaged file, said as such
+        std::fs::write(&file, format!("{mark} 12x")).unwrap();
+        let refused = reopen(dir.path(), &master).err().unwrap();
+        assert!(refused.contains("clean-shutdown is damaged"), "{refused}");
+    }
+
+    #[test]
+    fn clean_stops_of_every_size_open_strictly() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        let mut written: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for round in 0..40usize {
+            let store =
+                reopen(dir.path(), &master).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            for (k, v) in &written {
+                let got = store.t.docs.get(k).unwrap();
+                assert_eq!(got.as_deref(), Some(v.as_slice()), "round {round}: {k}");
+            }
+            // sizes that end segments anywhere: small values, values near and above
+            // sled's blob threshold, a few or many per round, some overwritten
+            let count = 1 + round * 37 % 150;
+            for i in 0..count {
+                let len = [7, 300, 4_000, 20_000, 70_000][(round + i) % 5];
+                let key = format!("k{}", (round * 131 + i * 7) % 900);
+                let value = crate::crypto::random_hex(len / 2 + 1).into_bytes();
+                store.t.docs.insert(&key, value.clone()).unwrap();
+                written.insert(key, value);
+            }
+            if round % 3 == 0 {
+                let key = format!("k{}", round * 11 % 900);
+                store.t.docs.remove(&key).unwrap();
+                written.remove(&key);
+            }
+            store.flush().unwrap();
+            store.mark_clean_shutdown(dir.path()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_damaged_segment_header_of_a_clean_stop_is_refused() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        stopped_cleanly_over_segments(dir.path(), &master);
+        // the first segment's header (its LSN): the segment would be left out of recovery
+        let lid = segments_in_log_order(dir.path())[0].1;
+        flip(&dir.path().join("db/db"), lid + 6);
+        refused_until_the_clean_file_goes(dir.path(), &master, &format!("at byte {lid} "));
     }
 }

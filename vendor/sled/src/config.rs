@@ -211,6 +211,10 @@ pub struct Inner {
     pub idgen_persist_interval: u64,
     #[doc(hidden)]
     pub version: (usize, usize),
+    #[doc(hidden)]
+    pub strict_recovery: bool,
+    #[doc(hidden)]
+    pub clean_shutdown_lsn: Option<i64>,
     tmp_path: PathBuf,
     pub(crate) global_error: Arc<Atomic<Error>>,
     #[cfg(feature = "event_log")]
@@ -231,6 +235,8 @@ impl Default for Inner {
             compression_factor: 5,
             temporary: false,
             version: crate_version(),
+            strict_recovery: false,
+            clean_shutdown_lsn: None,
 
             // useful in testing
             segment_size: 512 * 1024, // 512kb in bytes
@@ -515,6 +521,21 @@ impl Config {
             print_profile_on_drop,
             bool,
             "print a performance profile when the Config is dropped"
+        ),
+        (
+            strict_recovery,
+            bool,
+            "exportd patch: refuse to open (with `Error::Corruption`, before recovery writes \
+             anything) when a damaged log message or segment header lies inside the log rather \
+             than at its torn tail. Only legitimate after a clean shutdown: a crash can leave a \
+             freed segment half overwritten, which recovery skips and then zeroes"
+        ),
+        (
+            clean_shutdown_lsn,
+            Option<i64>,
+            "exportd patch: with `strict_recovery`, the stable LSN a clean shutdown reported \
+             (`Db::stable_lsn`); a log that does not recover at least that far is refused \
+             (damage at its tail would otherwise be taken for a torn write and cut off)"
         )
     );
 
@@ -596,8 +617,10 @@ impl Config {
             };
 
             if let Err(e) = try_lock {
+                // exportd patch: keep the kind (WouldBlock: held by another
+                // process), which sled 0.34 replaced with Other
                 return Err(Error::Io(io::Error::new(
-                    ErrorKind::Other,
+                    e.kind(),
                     format!(
                         "could not acquire lock on {:?}: {:?}",
                         self.db_path().to_string_lossy(),

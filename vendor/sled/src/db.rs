@@ -237,6 +237,14 @@ impl Db {
         self.context.was_recovered()
     }
 
+    /// exportd patch: the highest log sequence number made durable so far
+    /// (after `flush`, the end of everything written before it); see
+    /// `Config::clean_shutdown_lsn`.
+    #[doc(hidden)]
+    pub fn stable_lsn(&self) -> i64 {
+        self.context.pagecache.log.stable_offset()
+    }
+
     /// Generate a monotonic ID. Not guaranteed to be
     /// contiguous. Written to disk every `idgen_persist_interval`
     /// operations, followed by a blocking flush. During recovery, we

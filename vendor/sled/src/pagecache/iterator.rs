@@ -1,7 +1,7 @@
 use std::{collections::BTreeMap, io};
 
 use super::{
-    pread_exact_or_eof, read_message, read_segment_header, BasedBuf, DiskPtr,
+    pread_exact, pread_exact_or_eof, read_message, read_segment_header, BasedBuf, DiskPtr,
     LogKind, LogOffset, LogRead, Lsn, SegmentHeader, SegmentNumber,
     MAX_MSG_HEADER_LEN, SEG_HEADER_LEN,
 };
@@ -15,6 +15,12 @@ pub struct LogIter {
     pub max_lsn: Option<Lsn>,
     pub cur_lsn: Option<Lsn>,
     pub last_stage: bool,
+    /// exportd patch: where the last stage of a strict recovery
+    /// (`Config::strict_recovery`) met a damaged message.
+    pub damaged_at: Option<LogOffset>,
+    /// exportd patch: the LSN after the last byte read back intact (a cap
+    /// or a too-small rest counts up to its segment's end).
+    pub read_to: Option<Lsn>,
 }
 
 impl Iterator for LogIter {
@@ -31,6 +37,10 @@ impl Iterator for LogIter {
             );
 
             if remaining_seg_too_small_for_msg {
+                if let (Some(lsn), Some(_)) = (self.cur_lsn, &self.segment_base)
+                {
+                    self.read_to = Some(self.segment_end(lsn));
+                }
                 // clearing this also communicates to code in
                 // the snapshot generation logic that there was
                 // no more available space for a message in the
@@ -83,6 +93,7 @@ impl Iterator for LogIter {
                 Ok(LogRead::Blob(header, _buf, blob_ptr, inline_len)) => {
                     trace!("read blob flush in LogIter::next");
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
+                    self.read_to = self.cur_lsn;
 
                     return Some((
                         LogKind::from(header.kind),
@@ -98,6 +109,7 @@ impl Iterator for LogIter {
                         header,
                     );
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
+                    self.read_to = self.cur_lsn;
 
                     return Some((
                         LogKind::from(header.kind),
@@ -120,11 +132,13 @@ impl Iterator for LogIter {
                         }
                     }
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
+                    self.read_to = self.cur_lsn;
                     continue;
                 }
                 Ok(LogRead::Canceled(inline_len)) => {
                     trace!("read zeroed in LogIter::next");
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
+                    self.read_to = self.cur_lsn;
                 }
                 Ok(LogRead::Corrupted) => {
                     trace!(
@@ -132,7 +146,15 @@ impl Iterator for LogIter {
                         lid,
                         lsn
                     );
-                    if self.last_stage {
+                    if self.last_stage && self.config.strict_recovery {
+                        // exportd patch: after a clean shutdown no torn
+                        // write can exist inside the log, so this is
+                        // damage; skipping it would silently roll back
+                        // the rest of the segment while replaying later
+                        // ones.
+                        self.damaged_at = Some(lid);
+                        return None;
+                    } else if self.last_stage {
                         // this happens when the second half of a freed segment
                         // is overwritten before its segment header. it's fine
                         // to just treat it like a cap
@@ -149,6 +171,7 @@ impl Iterator for LogIter {
                 }
                 Ok(LogRead::Cap(_segment_number)) => {
                     trace!("read cap in LogIter::next");
+                    self.read_to = Some(self.segment_end(lsn));
                     let _taken = self.segment_base.take().unwrap();
 
                     continue;
@@ -160,6 +183,7 @@ impl Iterator for LogIter {
                         lsn, blob_ptr
                     );
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
+                    self.read_to = self.cur_lsn;
                     continue;
                 }
                 Err(e) => {
@@ -176,6 +200,11 @@ impl Iterator for LogIter {
 }
 
 impl LogIter {
+    fn segment_end(&self, lsn: Lsn) -> Lsn {
+        let segment_size = self.config.segment_size as Lsn;
+        lsn / segment_size * segment_size + segment_size
+    }
+
     /// read a segment of log messages. Only call after
     /// pausing segment rewriting on the segment accountant!
     fn read_segment(&mut self) -> Result<()> {
@@ -285,14 +314,19 @@ fn scan_segment_headers_and_tail(
     min: Lsn,
     config: &RunningConfig,
 ) -> Result<(BTreeMap<Lsn, LogOffset>, Lsn)> {
+    // exportd patch: `Err(lid)` for a damaged header under strict recovery
     fn fetch(
         idx: u64,
         min: Lsn,
         config: &RunningConfig,
-    ) -> Option<(LogOffset, SegmentHeader)> {
+    ) -> std::result::Result<Option<(LogOffset, SegmentHeader)>, LogOffset>
+    {
         let segment_len = u64::try_from(config.segment_size).unwrap();
         let base_lid = idx * segment_len;
-        let segment = read_segment_header(&config.file, base_lid).ok()?;
+        let segment = match read_segment_header(&config.file, base_lid) {
+            Ok(segment) => segment,
+            Err(_) => return Ok(None),
+        };
         trace!(
             "SA scanned header at lid {} during startup: {:?}",
             base_lid,
@@ -300,7 +334,7 @@ fn scan_segment_headers_and_tail(
         );
         if segment.ok && segment.lsn >= min {
             assert_ne!(segment.lsn, Lsn::max_value());
-            Some((base_lid, segment))
+            Ok(Some((base_lid, segment)))
         } else {
             trace!(
                 "not using segment at lid {}, ok: {} lsn: {} min lsn: {}",
@@ -309,7 +343,17 @@ fn scan_segment_headers_and_tail(
                 segment.lsn,
                 min
             );
-            None
+            // freed segments are zeroed whole; any other bad header
+            // is damage once no torn write can exist (clean shutdown)
+            if !segment.ok && config.strict_recovery {
+                let mut raw = [0; SEG_HEADER_LEN];
+                if pread_exact(&config.file, &mut raw, base_lid).is_ok()
+                    && raw.iter().any(|b| *b != 0)
+                {
+                    return Err(base_lid);
+                }
+            }
+            Ok(None)
         }
     };
 
@@ -354,8 +398,13 @@ fn scan_segment_headers_and_tail(
         let read_attempt =
             promise.wait().expect("thread pool should not crash");
 
-        if let Some(completed_result) = read_attempt {
-            headers.push(completed_result);
+        match read_attempt {
+            Ok(Some(completed_result)) => headers.push(completed_result),
+            Ok(None) => {}
+            Err(lid) => {
+                error!("damaged segment header at lid {}", lid);
+                return Err(Error::corruption(Some(DiskPtr::Inline(lid))));
+            }
         }
     }
 
@@ -446,6 +495,8 @@ fn check_contiguity_in_unstable_tail(
         max_lsn: missing_item_in_tail,
         cur_lsn: None,
         last_stage: false,
+        damaged_at: None,
+        read_to: None,
     };
 
     // run the iterator to completion
@@ -513,5 +564,7 @@ pub fn raw_segment_iter_from(
         segment_base: None,
         segments,
         last_stage: true,
+        damaged_at: None,
+        read_to: None,
     })
 }

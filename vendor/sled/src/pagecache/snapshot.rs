@@ -247,6 +247,36 @@ fn advance_snapshot(
         snapshot.apply(log_kind, pid, lsn, ptr, sz)?;
     }
 
+    // exportd patch: strict recovery refuses before anything is written
+    if let Some(lid) = iter.damaged_at {
+        error!("damaged log message at lid {} inside the log", lid);
+        return Err(Error::corruption(Some(DiskPtr::Inline(lid))));
+    }
+    if let (true, Some(tip)) =
+        (config.strict_recovery, config.clean_shutdown_lsn)
+    {
+        let reached = iter
+            .read_to
+            .unwrap_or(0)
+            .max(old_stable_lsn.unwrap_or(0));
+        if reached <= tip {
+            error!(
+                "the log recovers to lsn {} but the clean shutdown made \
+                 lsn {} stable",
+                reached, tip
+            );
+            // where the recovered log ends, when that is in the segment read last
+            let lid = iter.segment_base.as_ref().map(|base| {
+                base.offset
+                    + LogOffset::try_from(
+                        reached % config.segment_size as Lsn,
+                    )
+                    .unwrap()
+            });
+            return Err(Error::corruption(lid.map(DiskPtr::Inline)));
+        }
+    }
+
     // `snapshot.tip_lid` can be set based on 4 possibilities for the tip of the
     // log:
     // 1. an empty DB - tip set to None, causing a fresh segment to be
