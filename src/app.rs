@@ -141,7 +141,7 @@ pub async fn serve(
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shutting down: running exports go back to pending");
-    state
+    let quiet = state
         .exports
         .shutdown(std::time::Duration::from_secs(5))
         .await;
@@ -149,6 +149,15 @@ pub async fn serve(
         .store
         .flush()
         .map_err(|e| format!("final flush failed: {e}"))?;
-    state.store.mark_clean_shutdown(&state.config.data_dir)?;
+    if quiet {
+        state.store.mark_clean_shutdown(&state.config.data_dir)?;
+    } else {
+        // the mark must be the last write, and a clean stop promises a whole log: with a
+        // writer still going, the next start recovers as after a crash instead
+        tracing::warn!(
+            "an export or afterScript was still writing after 5 s: stopping without the \
+             clean-shutdown mark; the next start recovers as after a crash"
+        );
+    }
     Ok(())
 }

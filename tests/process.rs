@@ -25,6 +25,10 @@ fn write_key(dir: &Path) -> std::path::PathBuf {
 }
 
 fn spawn(dir: &Path, port: u16) -> Child {
+    spawn_with(dir, port, &[])
+}
+
+fn spawn_with(dir: &Path, port: u16, envs: &[(&str, &str)]) -> Child {
     let key = write_key(dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_exportd"))
         .args(["serve", "--data-dir"])
@@ -34,10 +38,11 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .env("EXPORTD_SYSTEM_TOKEN", SYS)
         .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
         // large exports take seconds on any machine, so a signal can catch one mid-run
         .env("EXPORTD_FAULT_EXPORT_PACE_MS", "10")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -193,8 +198,15 @@ fn sigterm_stops_cleanly_within_ten_seconds() {
         wait_with_timeout(server, Duration::from_secs(10)).expect("did not exit within 10 s");
     assert!(status.success(), "exit status {status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    // the org created before the stop is still there
+    // the stop recorded its mark and the log position it made durable
+    let clean = dir.path().join("data/clean-shutdown");
+    let text = std::fs::read_to_string(&clean).expect("a clean stop leaves its mark");
+    let (mark, lsn) = text.split_once(' ').unwrap();
+    assert_eq!(mark.len(), 32, "{text}");
+    assert!(lsn.parse::<u64>().unwrap() > 0, "{text}");
+    // the org created before the stop is still there, and the start checked the mark
     let server = spawn(dir.path(), port);
+    assert!(!clean.exists());
     assert_eq!(c.send("GET", "/sys/orgs/acme", SYS, None).0, 200);
     assert!(send_signal(server.id(), "INT"));
     let status = wait_with_timeout(server, Duration::from_secs(10)).expect("SIGINT: no exit");
@@ -461,6 +473,61 @@ fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
     server.kill().unwrap();
     server.wait().unwrap();
     verify_store(dir.path());
+}
+
+/// A clean mark promises that nothing wrote after it: an afterScript still writing when the
+/// stop gives up waiting (5 s) means a stop without it, recovered at the next start as after
+/// a crash.
+#[test]
+fn a_stop_that_an_after_script_outlasts_leaves_no_clean_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let envs = [
+        ("EXPORTD_HOOK_TIMEOUT", "7"),
+        ("EXPORTD_HOOK_CPU_SECS", "7"),
+    ];
+    let server = spawn_with(dir.path(), port, &envs);
+    let mut c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
+    setup_big_org(&mut c, 10);
+    // exponential backtracking: seconds of work, no loop for the sandbox's iteration limit
+    let script = "/(a+)+b/.test('a'.repeat(40))";
+    let (_, a) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "slow", "objects": "c_rows", "afterScript": script})),
+    );
+    let a = a["_id"].as_str().unwrap().to_string();
+    wait_for(&c, &a, |v| {
+        v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "afterScript.started"))
+    });
+    let t = Instant::now();
+    assert!(send_signal(server.id(), "TERM"));
+    let status = wait_with_timeout(server, Duration::from_secs(10)).expect("no exit in 10 s");
+    assert!(
+        t.elapsed() >= Duration::from_secs(5),
+        "the stop waited for the writer"
+    );
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(
+        log.contains("stopping without the clean-shutdown mark"),
+        "{log}"
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(!dir.path().join("data/clean-shutdown").exists());
+    let mut server = spawn_with(dir.path(), port, &envs);
+    let ra = wait_for(&c, &a, |v| v["state"] == "ready");
+    let events = ra["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["name"] == "afterScript.completed"),
+        "{events:?}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 #[test]

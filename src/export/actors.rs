@@ -6,7 +6,7 @@
 
 use super::pipeline::{self, Outcome};
 use super::record::{Event, State};
-use super::{ExportService, RunHandle};
+use super::{ExportService, InFlight, RunHandle};
 use crate::hook::runner::HookConfig;
 use crate::model::ids::ObjectId;
 use crate::store::Store;
@@ -31,6 +31,7 @@ pub struct ExportSupervisor {
     orgs: HashMap<String, Addr<OrgExporter>>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
+    in_flight: InFlight,
 }
 
 impl ExportSupervisor {
@@ -46,6 +47,7 @@ impl ExportSupervisor {
         }
         let running = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let in_flight = InFlight::default();
         let orgs = store.orgs_with_queue()?;
         let sup = ExportSupervisor {
             hook: Arc::new(hook),
@@ -54,6 +56,7 @@ impl ExportSupervisor {
             orgs: HashMap::new(),
             running: running.clone(),
             shutting_down: shutting_down.clone(),
+            in_flight: in_flight.clone(),
         }
         .start();
         for org in orgs {
@@ -63,6 +66,7 @@ impl ExportSupervisor {
             supervisor: sup,
             running,
             shutting_down,
+            in_flight,
         })
     }
 
@@ -81,6 +85,7 @@ impl ExportSupervisor {
             permits: self.permits.clone(),
             running: self.running.clone(),
             shutting_down: self.shutting_down.clone(),
+            in_flight: self.in_flight.clone(),
         }
         .start();
         self.orgs.insert(org.to_string(), a.clone());
@@ -121,6 +126,7 @@ pub struct OrgExporter {
     permits: Arc<Semaphore>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
+    in_flight: InFlight,
 }
 
 impl Actor for OrgExporter {
@@ -214,6 +220,8 @@ impl OrgExporter {
         let running = self.running.clone();
         let hook = self.hook.clone();
         let me = ctx.address();
+        let in_flight = self.in_flight.clone();
+        let run_in_flight = in_flight.enter();
         actix::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let (s2, o2, f2) = (store.clone(), org.clone(), flag.clone());
@@ -230,14 +238,17 @@ impl OrgExporter {
                 && matches!(rec.state, State::Ready | State::Error)
             {
                 let s4 = store.clone();
+                let hook_in_flight = in_flight.enter();
                 tokio::task::spawn_blocking(move || {
-                    crate::hook::runner::after_run(&s4, &hook, &rec)
+                    crate::hook::runner::after_run(&s4, &hook, &rec);
+                    drop(hook_in_flight);
                 });
             }
             running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
+            drop(run_in_flight);
             let _ = done_tx.send(true);
             me.do_send(Finished);
         });

@@ -15,7 +15,7 @@ pub mod record;
 
 use crate::model::ids::ObjectId;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,33 @@ pub struct ExportService {
     pub supervisor: actix::Addr<actors::ExportSupervisor>,
     pub running: Arc<Mutex<HashMap<ObjectId, RunHandle>>>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Background tasks that write to the store: runs (until settled) and afterScripts.
+    pub in_flight: InFlight,
+}
+
+/// Counts background tasks that write to the store, so a stop can tell whether the store
+/// is quiet before it marks a clean shutdown.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+/// One task counted by [`InFlight`] until it is dropped (also when the task panics).
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ExportService {
@@ -66,8 +93,10 @@ impl ExportService {
             .contains_key(&id)
     }
 
-    /// SIGTERM: no new runs; running ones stop and go back to `pending`.
-    pub async fn shutdown(&self, wait: Duration) {
+    /// SIGTERM: no new runs; running ones stop and go back to `pending`. Returns whether
+    /// every background writer (runs, afterScripts) ended within `wait`.
+    pub async fn shutdown(&self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
         self.shutting_down.store(true, Ordering::SeqCst);
         let ids: Vec<ObjectId> = self
             .running
@@ -80,5 +109,12 @@ impl ExportService {
             .into_iter()
             .map(|id| self.stop(id, pipeline::STOP_SHUTDOWN, wait));
         futures_util::future::join_all(stops).await;
+        while self.in_flight.count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 }

@@ -125,10 +125,11 @@ impl Store {
         // refused instead of skipped (which would roll back the rest of its segment while
         // later ones, the mark among them, are replayed), and so is a log that ends short of
         // what the stop made durable (sled would cut it there and zero what follows)
+        let strict = clean_stop.is_some();
         let config = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(cache_mb.max(1) * 1024 * 1024)
-            .strict_recovery(clean_stop.is_some())
+            .strict_recovery(strict)
             .clean_shutdown_lsn(clean_stop.as_ref().and_then(|c| c.stable_lsn));
         // sled's recovery panics on some damaged logs (e.g. "tried to serialize
         // Uninitialized"): that is a database it cannot open, said in one line (nothing of
@@ -145,14 +146,16 @@ impl Store {
                     "data dir {} is in use by another exportd process",
                     dir.display()
                 ),
-                sled::Error::Corruption { at, .. } => format!(
+                sled::Error::Corruption { at, .. } if strict => format!(
                     "the database in {} is damaged: its log does not read back intact ({}), so \
                      acknowledged writes would be missing; restore a backup, or delete {} to \
                      serve what is left",
                     dir.display(),
                     match at {
-                        Some(sled::DiskPtr::Inline(at) | sled::DiskPtr::Blob(at, _)) =>
-                            format!("at byte {at} of db/db"),
+                        Some(sled::DiskPtr::Inline(at)) => format!("at byte {at} of db/db"),
+                        Some(sled::DiskPtr::Blob(at, blob)) => format!(
+                            "blob file db/blobs/{blob}, written at byte {at} of db/db, is gone"
+                        ),
                         None => "place unknown".to_string(),
                     },
                     clean_file.display()
@@ -660,6 +663,29 @@ mod tests {
         reopen(dir.path(), &master).unwrap();
     }
 
+    /// Waits until sled has let go of the data dir: its last background writes may still
+    /// be under way after the handle is dropped, and the tests read and change the files.
+    fn released(dir: &Path) {
+        use std::os::fd::AsRawFd;
+        let log = std::fs::File::open(dir.join("db/db")).unwrap();
+        for _ in 0..100 {
+            // SAFETY: flock on a descriptor this function owns
+            if unsafe { libc::flock(log.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return; // closing the file releases the lock
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("sled still holds {}", dir.display());
+    }
+
+    /// A clean stop of `store` in `dir`, waited for until sled has let go of the files.
+    fn stop_cleanly(store: Store, dir: &Path) {
+        store.flush().unwrap();
+        store.mark_clean_shutdown(dir).unwrap();
+        drop(store);
+        released(dir);
+    }
+
     /// sled's log segment size (its default, which exportd keeps).
     const SEGMENT: usize = 512 * 1024;
 
@@ -672,9 +698,7 @@ mod tests {
         for (k, v) in &written {
             store.t.docs.insert(k, v.as_bytes()).unwrap();
         }
-        store.flush().unwrap();
-        store.mark_clean_shutdown(dir).unwrap();
-        drop(store);
+        stop_cleanly(store, dir);
         let log_len = std::fs::metadata(dir.join("db/db")).unwrap().len();
         assert!(
             log_len > 3 * SEGMENT as u64,
@@ -708,9 +732,19 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
-    /// Damage inside the log of a cleanly stopped database: refused without a write, as long
-    /// as the clean-stop file is there.
+    /// Damage to a cleanly stopped database: refused without a write, as long as the
+    /// clean-stop file is there.
     fn refused_until_the_clean_file_goes(dir: &Path, master: &Key, at: &str) {
+        refused_untouched(dir, master, at);
+        // without it the damage is taken for a torn write, as after a crash: sled skips it
+        // (or fails on what it skipped), but the strict refusal is gone
+        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+        if let Err(e) = reopen(dir, master) {
+            assert!(!e.contains("does not read back intact"), "{e}");
+        }
+    }
+
+    fn refused_untouched(dir: &Path, master: &Key, at: &str) {
         let log = std::fs::read(dir.join("db/db")).unwrap();
         for _ in 0..2 {
             let refused = reopen(dir, master).err().unwrap();
@@ -722,12 +756,6 @@ mod tests {
             std::fs::read(dir.join("db/db")).unwrap() == log,
             "the refused opens left the log as it was"
         );
-        // without it the damage is taken for a torn write, as after a crash: sled skips it
-        // (or fails on what it skipped), but the strict refusal is gone
-        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
-        if let Err(e) = reopen(dir, master) {
-            assert!(!e.contains("does not read back intact"), "{e}");
-        }
     }
 
     #[test]
@@ -763,9 +791,10 @@ mod tests {
             .unwrap();
         let tip = clean.stable_lsn.expect("the stop records its log position");
         // in the last write (the mark), which sled's first pass would take for a torn tail
-        let &(last, lid) = segments_in_log_order(dir.path()).last().unwrap();
-        assert_eq!(last, tip / SEGMENT as i64 * SEGMENT as i64);
-        flip(&dir.path().join("db/db"), lid + (tip - last) as usize - 40);
+        let base = tip / SEGMENT as i64 * SEGMENT as i64;
+        let segments = segments_in_log_order(dir.path());
+        let &(_, lid) = segments.iter().find(|(lsn, _)| *lsn == base).unwrap();
+        flip(&dir.path().join("db/db"), lid + (tip - base) as usize - 40);
         refused_until_the_clean_file_goes(dir.path(), &master, "of db/db");
     }
 
@@ -775,8 +804,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(CLEAN_FILE);
         let stop = |store: Store| {
-            store.mark_clean_shutdown(dir.path()).unwrap();
-            drop(store);
+            stop_cleanly(store, dir.path());
             std::fs::read_to_string(&file).unwrap()
         };
         let written = stop(Store::open(dir.path(), master.clone()).unwrap());
@@ -827,9 +855,43 @@ mod tests {
                 store.t.docs.remove(&key).unwrap();
                 written.remove(&key);
             }
-            store.flush().unwrap();
-            store.mark_clean_shutdown(dir.path()).unwrap();
+            stop_cleanly(store, dir.path());
         }
+        let store = reopen(dir.path(), &master).unwrap();
+        assert_eq!(store.t.docs.len(), written.len());
+    }
+
+    #[test]
+    fn a_blob_file_gone_from_a_clean_stop_is_refused() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), master.clone()).unwrap();
+        // a leaf this large is written as a blob file, referenced from the log
+        let big = crate::crypto::random_hex(150_000);
+        store.t.docs.insert("big", big.as_bytes()).unwrap();
+        stop_cleanly(store, dir.path());
+        let newest = std::fs::read_dir(dir.path().join("db/blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max_by_key(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .expect("a blob file");
+        let kept = std::fs::read(&newest).unwrap();
+        std::fs::remove_file(&newest).unwrap();
+        refused_untouched(dir.path(), &master, "is gone");
+
+        // the refusal kept everything: with the file back the database is whole
+        std::fs::write(&newest, kept).unwrap();
+        let store = reopen(dir.path(), &master).unwrap();
+        assert_eq!(
+            store.t.docs.get("big").unwrap().as_deref(),
+            Some(big.as_bytes())
+        );
     }
 
     #[test]

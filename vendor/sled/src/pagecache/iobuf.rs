@@ -514,6 +514,7 @@ impl IoBufs {
             last_stage: false,
             damaged_at: None,
             read_to: None,
+            dangling: vec![],
         }
     }
 

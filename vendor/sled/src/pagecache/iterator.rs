@@ -21,6 +21,10 @@ pub struct LogIter {
     /// exportd patch: the LSN after the last byte read back intact (a cap
     /// or a too-small rest counts up to its segment's end).
     pub read_to: Option<Lsn>,
+    /// exportd patch: the pages and LSNs of blob pointers whose blob file is
+    /// gone, met in the last stage of a strict recovery (legitimate only
+    /// when a later write replaced or freed the page).
+    pub dangling: Vec<(PageId, Lsn, DiskPtr)>,
 }
 
 impl Iterator for LogIter {
@@ -39,7 +43,8 @@ impl Iterator for LogIter {
             if remaining_seg_too_small_for_msg {
                 if let (Some(lsn), Some(_)) = (self.cur_lsn, &self.segment_base)
                 {
-                    self.read_to = Some(self.segment_end(lsn));
+                    // `lsn - 1`: a message may end exactly at the segment's end
+                    self.read_to = Some(self.segment_end(lsn - 1));
                 }
                 // clearing this also communicates to code in
                 // the snapshot generation logic that there was
@@ -68,6 +73,9 @@ impl Iterator for LogIter {
                     if cur_lsn > max_lsn {
                         // all done
                         debug!("hit max_lsn {} in iterator, stopping", max_lsn);
+                        if self.last_stage {
+                            self.note_final_cap(cur_lsn);
+                        }
                         return None;
                     }
                 }
@@ -176,12 +184,19 @@ impl Iterator for LogIter {
 
                     continue;
                 }
-                Ok(LogRead::DanglingBlob(_, blob_ptr, inline_len)) => {
+                Ok(LogRead::DanglingBlob(header, blob_ptr, inline_len)) => {
                     debug!(
                         "encountered dangling blob \
                          pointer at lsn {} ptr {}",
                         lsn, blob_ptr
                     );
+                    if self.last_stage && self.config.strict_recovery {
+                        self.dangling.push((
+                            header.pid,
+                            lsn,
+                            DiskPtr::Blob(lid, blob_ptr),
+                        ));
+                    }
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
                     self.read_to = self.cur_lsn;
                     continue;
@@ -192,6 +207,9 @@ impl Iterator for LogIter {
                          with expected lsn {} during iteration: {}",
                         lid, lsn, e
                     );
+                    if self.last_stage && self.config.strict_recovery {
+                        self.damaged_at = Some(lid);
+                    }
                     return None;
                 }
             }
@@ -203,6 +221,31 @@ impl LogIter {
     fn segment_end(&self, lsn: Lsn) -> Lsn {
         let segment_size = self.config.segment_size as Lsn;
         lsn / segment_size * segment_size + segment_size
+    }
+
+    /// The first pass ends the log before a cap that closes its last segment
+    /// (it stops without reading past the cap); the cap is still part of what
+    /// was made stable, up to the segment's end.
+    fn note_final_cap(&mut self, lsn: Lsn) {
+        let segment_base = match &self.segment_base {
+            Some(segment_base) => segment_base,
+            None => return,
+        };
+        let offset = LogOffset::try_from(lsn).unwrap();
+        if !valid_entry_offset(offset, self.config.segment_size) {
+            return;
+        }
+        let segment_size = self.config.segment_size as Lsn;
+        let lid = segment_base.offset
+            + LogOffset::try_from(lsn % segment_size).unwrap();
+        let expected = SegmentNumber(
+            u64::try_from(lsn).unwrap() / u64::try_from(segment_size).unwrap(),
+        );
+        if let Ok(LogRead::Cap(_)) =
+            read_message(segment_base, lid, expected, &self.config)
+        {
+            self.read_to = Some(self.segment_end(lsn));
+        }
     }
 
     /// read a segment of log messages. Only call after
@@ -284,6 +327,10 @@ impl LogIter {
         buf.truncate(size);
 
         self.cur_lsn = Some(segment_header.lsn + SEG_HEADER_LEN as Lsn);
+        if self.last_stage {
+            // a segment may hold only its header so far
+            self.read_to = self.read_to.max(self.cur_lsn);
+        }
 
         self.segment_base = Some(BasedBuf { buf, offset });
 
@@ -497,6 +544,7 @@ fn check_contiguity_in_unstable_tail(
         last_stage: false,
         damaged_at: None,
         read_to: None,
+        dangling: vec![],
     };
 
     // run the iterator to completion
@@ -566,5 +614,6 @@ pub fn raw_segment_iter_from(
         last_stage: true,
         damaged_at: None,
         read_to: None,
+        dangling: vec![],
     })
 }

@@ -252,13 +252,24 @@ fn advance_snapshot(
         error!("damaged log message at lid {} inside the log", lid);
         return Err(Error::corruption(Some(DiskPtr::Inline(lid))));
     }
+    // a blob file that is gone is legitimate when a later write replaced or
+    // freed its page; otherwise that page would silently lose the write
+    for &(pid, lsn, ptr) in &iter.dangling {
+        let superseded = match snapshot.pt.get(usize::try_from(pid).unwrap()) {
+            Some(PageState::Present { base, .. }) => base.0 > lsn,
+            Some(PageState::Free(freed, _)) => *freed > lsn,
+            _ => false,
+        };
+        if !superseded {
+            error!("the blob file of pid {} written at lsn {} is gone", pid, lsn);
+            return Err(Error::corruption(Some(ptr)));
+        }
+    }
     if let (true, Some(tip)) =
         (config.strict_recovery, config.clean_shutdown_lsn)
     {
-        let reached = iter
-            .read_to
-            .unwrap_or(0)
-            .max(old_stable_lsn.unwrap_or(0));
+        // a snapshot newer than the log's end must not hide a shortfall
+        let reached = iter.read_to.or(old_stable_lsn).unwrap_or(0);
         if reached <= tip {
             error!(
                 "the log recovers to lsn {} but the clean shutdown made \
