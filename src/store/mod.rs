@@ -904,4 +904,85 @@ mod tests {
         flip(&dir.path().join("db/db"), lid + 6);
         refused_until_the_clean_file_goes(dir.path(), &master, &format!("at byte {lid} "));
     }
+
+    /// The vendored sled walks a scanned leaf by position (`Iter::next_idx`): scans over
+    /// many leaves must still give every key in range once, in order, both ways and mixed,
+    /// and see writes made between steps as a fresh scan would once past the leaf at hand.
+    #[test]
+    fn sled_scans_walk_every_key_once_in_order() {
+        use rand::{Rng, SeedableRng};
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let mut model = std::collections::BTreeMap::new();
+        for i in 0..20_000u32 {
+            // shared prefixes of several lengths, so leaves prefix-encode their keys
+            let key = format!(
+                "{}/{:05}/{}",
+                ["a", "ab", "abc"][i as usize % 3],
+                i % 977,
+                i
+            )
+            .into_bytes();
+            let value = vec![(i % 251) as u8; rng.gen_range(0..64)];
+            db.insert(&key, value.clone()).unwrap();
+            model.insert(key, value);
+        }
+        let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+        let pick = |rng: &mut rand::rngs::StdRng| keys[rng.gen_range(0..keys.len())].clone();
+        for round in 0..60 {
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let lo = [Included(lo.clone()), Excluded(lo), Unbounded][round % 3].clone();
+            let hi = [Excluded(hi.clone()), Unbounded, Included(hi)][round / 3 % 3].clone();
+            let want: Vec<_> = model.range((lo.clone(), hi.clone())).collect();
+            let range = || db.range::<Vec<u8>, _>((lo.clone(), hi.clone()));
+            let forward: Vec<_> = range().map(|r| r.unwrap()).collect();
+            assert_eq!(forward.len(), want.len(), "round {round}");
+            for ((k, v), (wk, wv)) in forward.iter().zip(&want) {
+                assert_eq!((&k[..], &v[..]), (&wk[..], &wv[..]), "round {round}");
+            }
+            let backward: Vec<_> = range().rev().map(|r| r.unwrap().0).collect();
+            assert!(
+                backward
+                    .iter()
+                    .rev()
+                    .map(|k| &k[..])
+                    .eq(want.iter().map(|w| &w.0[..]))
+            );
+            // alternating ends meet in the middle, every key once
+            let mut both = range();
+            let (mut front, mut back): (Vec<sled::IVec>, Vec<sled::IVec>) = (vec![], vec![]);
+            loop {
+                let (end, step) = if rng.gen_bool(0.5) {
+                    (&mut front, both.next())
+                } else {
+                    (&mut back, both.next_back())
+                };
+                match step {
+                    Some(r) => end.push(r.unwrap().0),
+                    None => break,
+                }
+                assert!(front.len() + back.len() <= want.len(), "round {round}");
+            }
+            front.extend(back.into_iter().rev());
+            assert!(
+                front
+                    .iter()
+                    .map(|k| &k[..])
+                    .eq(want.iter().map(|w| &w.0[..])),
+                "round {round}"
+            );
+        }
+        // writes between steps: what is behind the scan is never seen again, and a key
+        // inserted ahead of it, beyond the leaf at hand, is found
+        let mut scan = db.iter();
+        let first = scan.next().unwrap().unwrap().0;
+        db.remove(&first).unwrap();
+        db.insert(b"zzz-late", b"x".as_slice()).unwrap();
+        let rest: Vec<_> = scan.map(|r| r.unwrap().0).collect();
+        assert!(!rest.contains(&first));
+        assert_eq!(rest.last().map(|k| &k[..]), Some(&b"zzz-late"[..]));
+        assert_eq!(rest.len(), keys.len());
+    }
 }

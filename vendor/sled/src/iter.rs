@@ -39,6 +39,10 @@ pub struct Iter {
     pub(super) lo: Bound<IVec>,
     pub(super) cached_node: Option<(PageId, Node)>,
     pub(super) going_forward: bool,
+    /// exportd patch: going forward, the position in `cached_node` (a
+    /// private copy) of the next item: scans step through a leaf instead of
+    /// checking its bounds and binary-searching it again for every item.
+    pub(super) next_idx: Option<usize>,
 }
 
 impl Iter {
@@ -84,6 +88,19 @@ impl Iter {
     }
 
     pub(crate) fn next_inner(&mut self) -> Option<<Self as Iterator>::Item> {
+        if let (true, Some((_, node)), Some(idx)) =
+            (self.going_forward, &self.cached_node, self.next_idx)
+        {
+            if let Some((key, value)) = node.leaf_item(idx) {
+                self.next_idx = Some(idx + 1);
+                self.lo = Bound::Excluded(key.clone());
+                return match self.hi {
+                    Bound::Included(ref h) if *h < key => None,
+                    Bound::Excluded(ref h) if *h <= key => None,
+                    _ => Some(Ok((key, value))),
+                };
+            }
+        }
         let guard = pin();
         let (mut pid, mut node) = if let (true, Some((pid, node))) =
             (self.going_forward, self.cached_node.take())
@@ -117,9 +134,10 @@ impl Iter {
                 continue;
             }
 
-            if let Some((key, value)) = node.successor(&self.lo) {
+            if let Some((key, value, idx)) = node.successor(&self.lo) {
                 self.lo = Bound::Excluded(key.clone());
                 self.cached_node = Some((pid, node));
+                self.next_idx = Some(idx + 1);
                 self.going_forward = true;
 
                 match self.hi {
@@ -202,6 +220,7 @@ impl DoubleEndedIterator for Iter {
             if let Some((key, value)) = node.predecessor(&self.hi) {
                 self.hi = Bound::Excluded(key.clone());
                 self.cached_node = Some((pid, node));
+                self.next_idx = None;
                 self.going_forward = false;
 
                 match self.lo {

@@ -45,6 +45,13 @@ impl Node {
             + self.data.rss()
     }
 
+    /// exportd patch: the key and value at position `idx` of a leaf.
+    pub(crate) fn leaf_item(&self, idx: usize) -> Option<(IVec, IVec)> {
+        let leaf = self.data.leaf_ref()?;
+        let key = leaf.keys.get(idx)?;
+        Some((self.prefix_decode(key), leaf.values[idx].clone()))
+    }
+
     fn prefix_decode(&self, key: &[u8]) -> IVec {
         prefix::decode(self.prefix(), key)
     }
@@ -459,10 +466,12 @@ impl Node {
         }
     }
 
+    /// exportd patch: also returns the item's position in the leaf, from
+    /// which `Iter` walks on by `leaf_item` instead of searching again.
     pub(crate) fn successor(
         &self,
         bound: &Bound<IVec>,
-    ) -> Option<(IVec, IVec)> {
+    ) -> Option<(IVec, IVec, usize)> {
         assert!(!self.data.is_index());
 
         // This encoding happens this way because
@@ -495,7 +504,11 @@ impl Node {
                 _ => {}
             }
             let decoded_key = self.prefix_decode(k);
-            return Some((decoded_key, leaf.values[start + idx].clone()));
+            return Some((
+                decoded_key,
+                leaf.values[start + idx].clone(),
+                start + idx,
+            ));
         }
 
         None

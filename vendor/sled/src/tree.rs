@@ -1229,6 +1229,7 @@ impl Tree {
             hi,
             lo,
             cached_node: None,
+            next_idx: None,
             going_forward: true,
         }
     }
