@@ -17,10 +17,25 @@ impl Actor for Janitor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.interval, |act, _| {
+            // a stop marks a clean shutdown only once no background writer is left: no
+            // sweep starts after it began, and one under way is counted until it ends
+            if act
+                .exports
+                .shutting_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return;
+            }
+            let in_flight = act.exports.in_flight.enter();
             let store = act.store.clone();
             let exports = act.exports.clone();
             actix::spawn(async move {
-                match tokio::task::spawn_blocking(move || sweep(&store, &exports)).await {
+                let sweep = move || {
+                    let swept = sweep(&store, &exports);
+                    drop(in_flight);
+                    swept
+                };
+                match tokio::task::spawn_blocking(sweep).await {
                     Ok(Ok(n)) if n > 0 => {
                         tracing::info!(expired = n, "janitor removed expired exports")
                     }

@@ -31,7 +31,8 @@ pub struct ExportService {
     pub supervisor: actix::Addr<actors::ExportSupervisor>,
     pub running: Arc<Mutex<HashMap<ObjectId, RunHandle>>>,
     pub shutting_down: Arc<AtomicBool>,
-    /// Background tasks that write to the store: runs (until settled) and afterScripts.
+    /// Background tasks that write to the store: runs (until settled), afterScripts and
+    /// the janitor's sweeps.
     pub in_flight: InFlight,
 }
 
