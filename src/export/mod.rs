@@ -95,7 +95,7 @@ impl ExportService {
     }
 
     /// SIGTERM: no new runs; running ones stop and go back to `pending`. Returns whether
-    /// every background writer (runs, afterScripts) ended within `wait`.
+    /// every background writer (runs, afterScripts, janitor sweeps) ended within `wait`.
     pub async fn shutdown(&self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
         self.shutting_down.store(true, Ordering::SeqCst);
