@@ -155,8 +155,9 @@ pub async fn serve(
         // the mark must be the last write, and a clean stop promises a whole log: with a
         // writer still going, the next start recovers as after a crash instead
         tracing::warn!(
-            "an export, afterScript or janitor sweep was still writing after 5 s: stopping \
-             without the clean-shutdown mark; the next start recovers as after a crash"
+            "an export, afterScript, janitor sweep, bulk insert or upload was still writing \
+             after 5 s: stopping without the clean-shutdown mark; the next start recovers as \
+             after a crash"
         );
     }
     Ok(())

@@ -6,10 +6,11 @@
 
 use super::pipeline::{self, Outcome};
 use super::record::{Event, State};
-use super::{ExportService, InFlight, RunHandle};
+use super::{ExportService, RunHandle};
 use crate::hook::runner::HookConfig;
 use crate::model::ids::ObjectId;
 use crate::store::Store;
+use crate::store::writers::Writers;
 use actix::prelude::*;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +32,7 @@ pub struct ExportSupervisor {
     orgs: HashMap<String, Addr<OrgExporter>>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
-    in_flight: InFlight,
+    in_flight: Writers,
 }
 
 impl ExportSupervisor {
@@ -47,7 +48,7 @@ impl ExportSupervisor {
         }
         let running = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let shutting_down = Arc::new(AtomicBool::new(false));
-        let in_flight = InFlight::default();
+        let in_flight = store.writers.clone();
         let orgs = store.orgs_with_queue()?;
         let sup = ExportSupervisor {
             hook: Arc::new(hook),
@@ -126,7 +127,7 @@ pub struct OrgExporter {
     permits: Arc<Semaphore>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
-    in_flight: InFlight,
+    in_flight: Writers,
 }
 
 impl Actor for OrgExporter {

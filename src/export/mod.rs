@@ -14,8 +14,9 @@ pub mod prefix;
 pub mod record;
 
 use crate::model::ids::ObjectId;
+use crate::store::writers::Writers;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,34 +32,9 @@ pub struct ExportService {
     pub supervisor: actix::Addr<actors::ExportSupervisor>,
     pub running: Arc<Mutex<HashMap<ObjectId, RunHandle>>>,
     pub shutting_down: Arc<AtomicBool>,
-    /// Background tasks that write to the store: runs (until settled), afterScripts and
-    /// the janitor's sweeps.
-    pub in_flight: InFlight,
-}
-
-/// Counts background tasks that write to the store, so a stop can tell whether the store
-/// is quiet before it marks a clean shutdown.
-#[derive(Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
-
-/// One task counted by [`InFlight`] until it is dropped (also when the task panics).
-pub struct InFlightGuard(Arc<AtomicUsize>);
-
-impl InFlight {
-    pub fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self.0.clone())
-    }
-
-    pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// The store's count of background writers; runs (until settled), afterScripts and the
+    /// janitor's sweeps enter it.
+    pub in_flight: Writers,
 }
 
 impl ExportService {
@@ -95,7 +71,8 @@ impl ExportService {
     }
 
     /// SIGTERM: no new runs; running ones stop and go back to `pending`. Returns whether
-    /// every background writer (runs, afterScripts, janitor sweeps) ended within `wait`.
+    /// every background writer of the store (runs, afterScripts, janitor sweeps, bulk inserts
+    /// and uploads) ended within `wait`.
     pub async fn shutdown(&self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
         self.shutting_down.store(true, Ordering::SeqCst);

@@ -355,7 +355,12 @@ async fn bulk_insert(
     let def = blocking(move || object_def(&s2, &o2, &p2)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let account = caller.account.clone();
-    let worker = tokio::task::spawn_blocking(move || bulk_worker(store, org, def, account, rx));
+    // counted until its last batch is in, which can come after the request is dropped
+    let writing = store.writers.enter();
+    let worker = tokio::task::spawn_blocking(move || {
+        let _writing = writing;
+        bulk_worker(store, org, def, account, rx)
+    });
     let mut received: u64 = 0;
     let mut cut_short = None;
     while let Some(chunk) = payload.next().await {

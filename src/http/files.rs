@@ -174,7 +174,10 @@ async fn upload(
     // stream the body into a blob on a blocking thread
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
     let (s3, o3) = (store.clone(), org.code.clone());
+    // counted until the blob is finished, which can come after the request is dropped
+    let writing = store.writers.enter();
     let writer = tokio::task::spawn_blocking(move || {
+        let _writing = writing;
         let mut w = s3.blob_writer(&o3, BlobKind::File)?;
         w.limit(max);
         while let Some(chunk) = rx.blocking_recv() {

@@ -12,6 +12,7 @@ pub mod exports;
 pub mod identity;
 pub mod rawdoc;
 pub mod spill;
+pub mod writers;
 
 use crate::crypto::Key;
 use crate::fault::{Fault, Result};
@@ -76,6 +77,8 @@ pub struct Inner {
     /// Test-only fault injection at the blob writer (see [`blobs::WriteFault`]).
     #[doc(hidden)]
     pub blob_write_fault: blobs::WriteFault,
+    /// Background work writing to the store (see `writers`), waited for by a stop.
+    pub writers: writers::Writers,
 }
 
 #[derive(Clone)]
@@ -262,6 +265,7 @@ impl Store {
             master,
             org_keys: RwLock::new(HashMap::new()),
             blob_write_fault: blobs::WriteFault::from_env(),
+            writers: Default::default(),
         })))
     }
 
