@@ -10,7 +10,6 @@ use super::{ExportService, RunHandle};
 use crate::hook::runner::HookConfig;
 use crate::model::ids::ObjectId;
 use crate::store::Store;
-use crate::store::writers::Writers;
 use actix::prelude::*;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -32,7 +31,6 @@ pub struct ExportSupervisor {
     orgs: HashMap<String, Addr<OrgExporter>>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
-    in_flight: Writers,
 }
 
 impl ExportSupervisor {
@@ -48,8 +46,8 @@ impl ExportSupervisor {
         }
         let running = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let shutting_down = Arc::new(AtomicBool::new(false));
-        let in_flight = store.writers.clone();
         let orgs = store.orgs_with_queue()?;
+        let in_flight = store.writers.clone();
         let sup = ExportSupervisor {
             hook: Arc::new(hook),
             store,
@@ -57,7 +55,6 @@ impl ExportSupervisor {
             orgs: HashMap::new(),
             running: running.clone(),
             shutting_down: shutting_down.clone(),
-            in_flight: in_flight.clone(),
         }
         .start();
         for org in orgs {
@@ -86,7 +83,6 @@ impl ExportSupervisor {
             permits: self.permits.clone(),
             running: self.running.clone(),
             shutting_down: self.shutting_down.clone(),
-            in_flight: self.in_flight.clone(),
         }
         .start();
         self.orgs.insert(org.to_string(), a.clone());
@@ -127,7 +123,6 @@ pub struct OrgExporter {
     permits: Arc<Semaphore>,
     running: Arc<std::sync::Mutex<HashMap<ObjectId, RunHandle>>>,
     shutting_down: Arc<AtomicBool>,
-    in_flight: Writers,
 }
 
 impl Actor for OrgExporter {
@@ -221,8 +216,8 @@ impl OrgExporter {
         let running = self.running.clone();
         let hook = self.hook.clone();
         let me = ctx.address();
-        let in_flight = self.in_flight.clone();
-        let run_in_flight = in_flight.enter();
+        let writers = self.store.writers.clone();
+        let run_in_flight = writers.enter();
         actix::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let (s2, o2, f2) = (store.clone(), org.clone(), flag.clone());
@@ -239,7 +234,7 @@ impl OrgExporter {
                 && matches!(rec.state, State::Ready | State::Error)
             {
                 let s4 = store.clone();
-                let hook_in_flight = in_flight.enter();
+                let hook_in_flight = writers.enter();
                 tokio::task::spawn_blocking(move || {
                     crate::hook::runner::after_run(&s4, &hook, &rec);
                     drop(hook_in_flight);

@@ -26,7 +26,7 @@ impl Actor for Janitor {
             {
                 return;
             }
-            let in_flight = act.exports.in_flight.enter();
+            let in_flight = act.store.writers.enter();
             let store = act.store.clone();
             let exports = act.exports.clone();
             actix::spawn(async move {

@@ -623,34 +623,31 @@ mod tests {
         }
     }
 
-    /// Retries an open while the data dir's lock is still held: sled's last background
-    /// writes may hold it for a moment after the handle is dropped.
-    fn when_unlocked<T, E>(
-        open: impl Fn() -> std::result::Result<T, E>,
-        locked: impl Fn(&E) -> bool,
-    ) -> std::result::Result<T, E> {
+    /// Waits until sled has let go of the data dir: its last background writes may still
+    /// be under way after the handle is dropped, and the tests read and change the files.
+    fn released(dir: &Path) {
+        use std::os::fd::AsRawFd;
+        let Ok(log) = std::fs::File::open(dir.join("db/db")) else {
+            return; // no database yet
+        };
         for _ in 0..100 {
-            match open() {
-                Err(e) if locked(&e) => std::thread::sleep(std::time::Duration::from_millis(50)),
-                other => return other,
+            // SAFETY: flock on a descriptor this function owns
+            if unsafe { libc::flock(log.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return; // closing the file releases the lock
             }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        open()
+        panic!("sled still holds {}", dir.display());
     }
 
     fn reopen(dir: &Path, master: &Key) -> std::result::Result<Store, String> {
-        when_unlocked(
-            || Store::open(dir, master.clone()),
-            |e| e.contains("in use by another exportd process"),
-        )
+        released(dir);
+        Store::open(dir, master.clone())
     }
 
     fn reopen_sled(dir: &Path) -> sled::Db {
-        when_unlocked(
-            || sled::open(dir.join("db")),
-            |e| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock),
-        )
-        .unwrap()
+        released(dir);
+        sled::open(dir.join("db")).unwrap()
     }
 
     #[test]
@@ -665,21 +662,6 @@ mod tests {
         );
         drop(store);
         reopen(dir.path(), &master).unwrap();
-    }
-
-    /// Waits until sled has let go of the data dir: its last background writes may still
-    /// be under way after the handle is dropped, and the tests read and change the files.
-    fn released(dir: &Path) {
-        use std::os::fd::AsRawFd;
-        let log = std::fs::File::open(dir.join("db/db")).unwrap();
-        for _ in 0..100 {
-            // SAFETY: flock on a descriptor this function owns
-            if unsafe { libc::flock(log.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return; // closing the file releases the lock
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("sled still holds {}", dir.display());
     }
 
     /// A clean stop of `store` in `dir`, waited for until sled has let go of the files.

@@ -81,23 +81,10 @@ impl Iterator for LogIter {
                 }
             }
 
-            let segment_base = &self.segment_base.as_ref().unwrap();
+            let segment_base = self.segment_base.as_ref().unwrap();
+            let (lid, read) = read_at(&self.config, segment_base, lsn);
 
-            let lid = segment_base.offset
-                + LogOffset::try_from(lsn % self.config.segment_size as Lsn)
-                    .unwrap();
-
-            let expected_segment_number = SegmentNumber(
-                u64::try_from(lsn).unwrap()
-                    / u64::try_from(self.config.segment_size).unwrap(),
-            );
-
-            match read_message(
-                &**segment_base,
-                lid,
-                expected_segment_number,
-                &self.config,
-            ) {
+            match read {
                 Ok(LogRead::Blob(header, _buf, blob_ptr, inline_len)) => {
                     trace!("read blob flush in LogIter::next");
                     self.cur_lsn = Some(lsn + Lsn::from(inline_len));
@@ -235,14 +222,8 @@ impl LogIter {
         if !valid_entry_offset(offset, self.config.segment_size) {
             return;
         }
-        let segment_size = self.config.segment_size as Lsn;
-        let lid = segment_base.offset
-            + LogOffset::try_from(lsn % segment_size).unwrap();
-        let expected = SegmentNumber(
-            u64::try_from(lsn).unwrap() / u64::try_from(segment_size).unwrap(),
-        );
-        if let Ok(LogRead::Cap(_)) =
-            read_message(segment_base, lid, expected, &self.config)
+        if let (_, Ok(LogRead::Cap(_))) =
+            read_at(&self.config, segment_base, lsn)
         {
             self.read_to = Some(self.segment_end(lsn));
         }
@@ -342,6 +323,22 @@ impl LogIter {
 
         Ok(())
     }
+}
+
+/// The message at `lsn` of the segment in `segment_base`, and its offset in
+/// the file.
+fn read_at(
+    config: &RunningConfig,
+    segment_base: &BasedBuf,
+    lsn: Lsn,
+) -> (LogOffset, Result<LogRead>) {
+    let segment_size = config.segment_size;
+    let lid = segment_base.offset
+        + LogOffset::try_from(lsn % segment_size as Lsn).unwrap();
+    let expected_segment_number = SegmentNumber(
+        u64::try_from(lsn).unwrap() / u64::try_from(segment_size).unwrap(),
+    );
+    (lid, read_message(segment_base, lid, expected_segment_number, config))
 }
 
 fn valid_entry_offset(lid: LogOffset, segment_len: usize) -> bool {
