@@ -530,6 +530,94 @@ fn a_stop_that_an_after_script_outlasts_leaves_no_clean_mark() {
     server.wait().unwrap();
 }
 
+/// `(state, ppid)` of a process from `/proc/<pid>/stat`; `None` once it is gone.
+fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.next()?.parse().ok()?))
+}
+
+/// The `exportd hook` children of `parent`.
+fn hook_children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if proc_state(pid).is_some_and(|(_, ppid)| ppid == parent)
+            && cmdline.split(|b| *b == 0).any(|arg| arg == b"hook")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn an_after_script_dies_with_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // limits far beyond the test: only the server's death can end the script in time
+    let envs = [
+        ("EXPORTD_HOOK_TIMEOUT", "300"),
+        ("EXPORTD_HOOK_CPU_SECS", "300"),
+    ];
+    let mut server = spawn_with(dir.path(), port, &envs);
+    let mut c = Client {
+        base: format!("http://127.0.0.1:{port}"),
+        token: String::new(),
+    };
+    setup_big_org(&mut c, 10);
+    // exponential backtracking: hours of work, no loop for the sandbox's iteration limit
+    let script = "/(a+)+b/.test('a'.repeat(60))";
+    let (_, a) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "endless", "objects": "c_rows", "afterScript": script})),
+    );
+    let a = a["_id"].as_str().unwrap().to_string();
+    wait_for(&c, &a, |v| {
+        v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "afterScript.started"))
+    });
+    // a child that has read its input and runs the script (one killed while it still read
+    // would end anyway, at the end of its input)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hook = loop {
+        if let Some(pid) = hook_children(server.id())
+            .into_iter()
+            .find(|pid| matches!(proc_state(*pid), Some(('R', _))))
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no running `exportd hook` child");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // gone, or a zombie waiting for a reaper that does not reap; running it must not be
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let running = loop {
+        match proc_state(hook).filter(|(s, _)| *s != 'Z') {
+            None => break None,
+            Some((state, _)) if Instant::now() >= deadline => break Some(state),
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    if let Some(state) = running {
+        send_signal(hook, "KILL");
+        panic!("the hook child {hook} still runs (state {state}) 5 s after the server died");
+    }
+}
+
 #[test]
 fn sigterm_puts_a_running_export_back_to_pending() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,6 +115,21 @@ pub fn limit_process(memory_bytes: u64, cpu_seconds: u64) {
     }
 }
 
+/// Ties this process's life to the server that started it (Linux): were the server killed
+/// mid-run, the script would otherwise go on to its CPU limit with nobody to read its outcome.
+pub fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    unsafe {
+        // SAFETY: plain syscalls about this process; nothing is read from or written to memory.
+        let parent = libc::getppid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        // the server died before the prctl took hold: this process is already an orphan
+        if libc::getppid() != parent {
+            libc::_exit(3);
+        }
+    }
+}
+
 /// Runs a script in a fresh context; returns what it logged, queued and threw.
 pub fn run(input: &HookInput) -> HookOutput {
     OUT.with(|o| *o.borrow_mut() = HookOutput::default());
@@ -173,6 +188,7 @@ fn setup(ctx: &mut Context, input: &HookInput) -> JsResult<()> {
 /// The `exportd hook` child: limits itself, reads one HookInput on stdin, writes one
 /// HookOutput on stdout. With `check`, it only parses the script (`err` is the syntax error).
 pub fn child_main(check: bool) -> i32 {
+    die_with_parent();
     let mut raw = Vec::new();
     if std::io::stdin()
         .take(8 * 1024 * 1024)
