@@ -603,10 +603,10 @@ fn an_after_script_dies_with_a_killed_server() {
     };
     server.kill().unwrap();
     server.wait().unwrap();
-    // gone, or a zombie waiting for a reaper that does not reap; running it must not be
+    // gone, or dead (a zombie waiting for a reaper that may not reap); running it must not be
     let deadline = Instant::now() + Duration::from_secs(5);
     let running = loop {
-        match proc_state(hook).filter(|(s, _)| *s != 'Z') {
+        match proc_state(hook).filter(|(s, _)| !matches!(s, 'Z' | 'X')) {
             None => break None,
             Some((state, _)) if Instant::now() >= deadline => break Some(state),
             Some(_) => std::thread::sleep(Duration::from_millis(20)),

@@ -105,6 +105,9 @@ fn child(cfg: &HookConfig, input: &HookInput, check: bool) -> Result<HookOutput,
         // RLIMIT_AS (256 MiB by default): every later mapping failed, so any script with a
         // little nesting died with SIGSEGV. Reserve small; the limit then caps real use.
         .env("MIMALLOC_ARENA_RESERVE", "16MiB")
+        // the child checks it is still ours once it has asked to die with us: a server
+        // killed between the spawn and that request would otherwise leave an orphan running
+        .env(super::sandbox::PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

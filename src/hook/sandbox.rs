@@ -115,17 +115,24 @@ pub fn limit_process(memory_bytes: u64, cpu_seconds: u64) {
     }
 }
 
+/// The environment variable through which the server names itself to its hook child.
+pub const PARENT_ENV: &str = "EXPORTD_HOOK_PARENT";
+
 /// Ties this process's life to the server that started it (Linux): were the server killed
 /// mid-run, the script would otherwise go on to its CPU limit with nobody to read its outcome.
 pub fn die_with_parent() {
     #[cfg(target_os = "linux")]
-    unsafe {
-        // SAFETY: plain syscalls about this process; nothing is read from or written to memory.
-        let parent = libc::getppid();
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    {
+        // SAFETY (both blocks): plain syscalls about this process, no memory passed.
+        let current_parent = || unsafe { libc::getppid() };
+        let parent = std::env::var(PARENT_ENV)
+            .ok()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+            .unwrap_or_else(current_parent);
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
         // the server died before the prctl took hold: this process is already an orphan
-        if libc::getppid() != parent {
-            libc::_exit(3);
+        if current_parent() != parent {
+            std::process::exit(3);
         }
     }
 }
