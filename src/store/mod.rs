@@ -785,6 +785,44 @@ mod tests {
     }
 
     #[test]
+    fn a_write_torn_after_the_clean_stop_is_cut_as_after_a_crash() {
+        let master = Key::random();
+        let dir = tempfile::tempdir().unwrap();
+        let written = stopped_cleanly_over_segments(dir.path(), &master);
+        let tip = CleanStop::read(&dir.path().join(CLEAN_FILE))
+            .unwrap()
+            .unwrap()
+            .stable_lsn
+            .unwrap();
+        // a writer the stop did not wait for (a request dropped at the graceful stop's
+        // limit) wrote after the mark, and the process ended with its write torn: the mark
+        // is still there, the log goes on past the position it vouches for
+        let db = reopen_sled(dir.path());
+        let late = vec![7u8; 300];
+        db.insert("late", late.clone()).unwrap();
+        db.flush().unwrap();
+        let end = db.stable_lsn();
+        drop(db);
+        released(dir.path());
+        let torn = end - 40;
+        assert!(torn > tip, "{torn} is past the clean stop's {tip}");
+        let base = torn / SEGMENT as i64 * SEGMENT as i64;
+        let segments = segments_in_log_order(dir.path());
+        let &(_, lid) = segments.iter().find(|(lsn, _)| *lsn == base).unwrap();
+        flip(&dir.path().join("db/db"), lid + (torn - base) as usize);
+
+        // everything the clean stop vouched for is served, not refused; the torn write is
+        // cut as sled cuts any torn tail
+        let store = reopen(dir.path(), &master).expect("a torn tail past the mark opens");
+        for (k, v) in &written {
+            assert_eq!(store.t.docs.get(k).unwrap().as_deref(), Some(v.as_bytes()));
+        }
+        drop(store);
+        let db = reopen_sled(dir.path());
+        assert!(db.get("late").unwrap().is_none_or(|v| v == late));
+    }
+
+    #[test]
     fn a_clean_stop_file_without_the_log_position_is_read_as_earlier_versions_wrote_it() {
         let master = Key::random();
         let dir = tempfile::tempdir().unwrap();
