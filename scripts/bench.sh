@@ -252,18 +252,21 @@ settle() { # until the server is idle (< 5% CPU over half a second; at most 10 s
   echo "note: the server was still busy after 10 s" >&2
 }
 
-steal_ms() { # CPU time the hypervisor gave to other guests, all CPUs (/proc/stat "steal")
-  awk -v hz="$(getconf CLK_TCK)" '$1=="cpu" {print int($9 * 1000 / hz)}' /proc/stat
+steal_ms() { # CPU time the hypervisor gave to other guests, all CPUs (/proc/stat "steal");
+  # the arithmetic in bash: mawk prints integers of 2^31 and more in exponent form
+  local ticks
+  ticks=$(awk '$1=="cpu" {print $9}' /proc/stat)
+  echo $((ticks * 1000 / $(getconf CLK_TCK)))
 }
 
 to_ms() { # a wrk duration (850.00us, 6.28ms, 1.02s) → milliseconds
-  python3 -c "import re,sys; v,u=re.fullmatch(r'([0-9.]+)(us|ms|s|m)',sys.argv[1]).groups(); print(float(v)*{'us':1e-3,'ms':1,'s':1e3,'m':6e4}[u])" "$1"
+  python3 -c "import re,sys; m=re.fullmatch(r'([0-9.]+)(us|ms|s|m)',sys.argv[1]); print(float(m[1])*{'us':1e-3,'ms':1,'s':1e3,'m':6e4}[m[2]] if m else sys.exit(f'wrk printed no p99 ({sys.argv[1]!r})'))" "$1"
 }
 
 wrk_run() { # label url [token]: WRK_RUNS runs of 64 connections × 10 s; prints each run (with
   # the steal time it suffered: a virtual machine whose host takes a vCPU away for ~100 ms a
   # few times stalls every request in flight on it) and the medians
-  local out rps p99 non2xx s0 all_rps=() all_p99=()
+  local out rps p99 non2xx s0 run all_rps=() all_p99=()
   for run in $(seq "$WRK_RUNS"); do
     s0=$(steal_ms)
     if [ -n "${3:-}" ]; then

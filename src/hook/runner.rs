@@ -93,6 +93,8 @@ pub fn check_syntax(
     }
 }
 
+/// Returns only once the child has ended: the child dies with the thread that spawned it
+/// (`sandbox::die_with_parent`), so that thread must outlive it.
 fn child(cfg: &HookConfig, input: &HookInput, check: bool) -> Result<HookOutput, Ended> {
     let mut command = Command::new(&cfg.exe);
     command.arg("hook");
@@ -135,13 +137,13 @@ fn child(cfg: &HookConfig, input: &HookInput, check: bool) -> Result<HookOutput,
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            // past the deadline, or the child cannot be waited on: it must not live on
+            Ok(None) | Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => break None,
         }
     };
     let _ = writer.join();

@@ -805,14 +805,14 @@ mod tests {
         drop(db);
         released(dir.path());
         let torn = end - 40;
-        assert!(torn > tip, "{torn} is past the clean stop's {tip}");
+        assert!(torn > tip, "{torn} is not past the clean stop's {tip}");
         let base = torn / SEGMENT as i64 * SEGMENT as i64;
         let segments = segments_in_log_order(dir.path());
         let &(_, lid) = segments.iter().find(|(lsn, _)| *lsn == base).unwrap();
         flip(&dir.path().join("db/db"), lid + (torn - base) as usize);
 
-        // everything the clean stop vouched for is served, not refused; the torn write is
-        // cut as sled cuts any torn tail
+        // everything the clean stop vouched for is served, not refused; the torn tail is
+        // cut as sled cuts any, so the late write is gone or whole, never damaged
         let store = reopen(dir.path(), &master).expect("a torn tail past the mark opens");
         for (k, v) in &written {
             assert_eq!(store.t.docs.get(k).unwrap().as_deref(), Some(v.as_bytes()));
