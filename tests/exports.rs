@@ -1055,6 +1055,21 @@ async fn list_is_newest_first_with_paging_total_and_where() {
         (v["hasMore"].clone(), v["total"].clone()),
         (json!(true), json!(4))
     );
+    // each item is the export as GET answers it, field for field and in its order
+    for item in v["data"].as_array().unwrap() {
+        let id = item["_id"].as_str().unwrap();
+        let (_, one) = call(
+            &app.svc,
+            "GET",
+            &format!("/acme/v2/exports/{id}"),
+            Some(&tok),
+            None,
+        )
+        .await;
+        assert_eq!(item.to_string(), one.to_string());
+    }
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["object", "data", "hasMore", "total"]);
     let (_, v) = call(&app.svc, "GET", "/acme/v2/exports?skip=3", Some(&tok), None).await;
     assert_eq!(v["data"][0]["_id"], ids[0].as_str());
     assert_eq!(v["hasMore"], false);

@@ -230,7 +230,7 @@ async fn list_exports(
                 continue;
             }
             if total as usize >= p.skip && items.len() <= p.limit {
-                items.push(r.to_json());
+                items.push(r);
             }
             total += 1;
             if !p.total && items.len() > p.limit {
@@ -240,7 +240,8 @@ async fn list_exports(
         Ok((items, total))
     })
     .await?;
-    Ok(list(items, p, p.total.then_some(total)))
+    let views: Vec<_> = items.iter().map(ExportRecord::view).collect();
+    Ok(list(views, p, p.total.then_some(total)))
 }
 
 async fn get_export(

@@ -208,15 +208,26 @@ impl Paging {
     }
 }
 
-/// `{"object":"list","data":[...],"hasMore":...}` from up to `limit + 1` items.
-pub fn list(mut items: Vec<Value>, p: Paging, total: Option<u64>) -> HttpResponse {
+/// `{"object":"list","data":[...],"hasMore":...,"total":...}` from up to `limit + 1` items,
+/// serialized straight from them (no `serde_json` tree per item).
+pub fn list<T: serde::Serialize>(mut items: Vec<T>, p: Paging, total: Option<u64>) -> HttpResponse {
+    #[derive(serde::Serialize)]
+    struct Page<T> {
+        object: &'static str,
+        data: Vec<T>,
+        #[serde(rename = "hasMore")]
+        has_more: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    }
     let has_more = items.len() > p.limit;
     items.truncate(p.limit);
-    let mut v = json!({"object": "list", "data": items, "hasMore": has_more});
-    if let Some(t) = total {
-        v["total"] = json!(t);
-    }
-    HttpResponse::Ok().json(v)
+    HttpResponse::Ok().json(Page {
+        object: "list",
+        data: items,
+        has_more,
+        total,
+    })
 }
 
 /// Refuses query parameters a route does not know (SPEC: unknown fields are faults).
