@@ -141,10 +141,11 @@ pub async fn serve(
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shutting down: running exports go back to pending");
-    let quiet = state
-        .exports
-        .shutdown(std::time::Duration::from_secs(5))
-        .await;
+    // runs, afterScripts, janitor sweeps, bulk inserts and uploads all write; 5 s for all
+    let wait = std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + wait;
+    state.exports.shutdown(wait).await;
+    let quiet = state.store.writers.quiet_by(deadline).await;
     state
         .store
         .flush()

@@ -66,6 +66,14 @@ struct Client {
 }
 
 impl Client {
+    /// A client of the server on `port`, without a token yet.
+    fn at(port: u16) -> Client {
+        Client {
+            base: format!("http://127.0.0.1:{port}"),
+            token: String::new(),
+        }
+    }
+
     fn send(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         let req = ureq::request(method, &format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {token}"));
@@ -89,10 +97,7 @@ fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = spawn(dir.path(), port);
-    let mut c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
+    let mut c = Client::at(port);
     assert_eq!(
         c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"})))
             .0,
@@ -182,10 +187,7 @@ fn sigterm_stops_cleanly_within_ten_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = spawn(dir.path(), port);
-    let c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
+    let c = Client::at(port);
     assert_eq!(
         c.send("POST", "/sys/orgs", SYS, Some(json!({"code": "acme"})))
             .0,
@@ -405,10 +407,7 @@ fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = spawn(dir.path(), port);
-    let mut c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
+    let mut c = Client::at(port);
     setup_big_org(&mut c, 50_000);
     let (_, a) = c.api(
         "POST",
@@ -475,6 +474,34 @@ fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
     verify_store(dir.path());
 }
 
+/// The afterScript limits of a server: wall-clock timeout and CPU time, both `secs`.
+fn hook_limits(secs: &str) -> [(&str, &str); 2] {
+    [
+        ("EXPORTD_HOOK_TIMEOUT", secs),
+        ("EXPORTD_HOOK_CPU_SECS", secs),
+    ]
+}
+
+/// An export in a fresh org whose afterScript has started a regex that backtracks
+/// exponentially over `letters` letters (40: seconds of work, 60: hours) with no loop for the
+/// sandbox's iteration limit to stop; its id.
+fn export_with_a_backtracking_after_script(c: &mut Client, letters: usize) -> String {
+    setup_big_org(c, 10);
+    let script = format!("/(a+)+b/.test('a'.repeat({letters}))");
+    let (_, a) = c.api(
+        "POST",
+        "/acme/v2/exports",
+        Some(json!({"label": "backtracking", "objects": "c_rows", "afterScript": script})),
+    );
+    let a = a["_id"].as_str().unwrap().to_string();
+    wait_for(c, &a, |v| {
+        v["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "afterScript.started"))
+    });
+    a
+}
+
 /// A clean mark promises that nothing wrote after it: an afterScript still writing when the
 /// stop gives up waiting (5 s) means a stop without it, recovered at the next start as after
 /// a crash.
@@ -482,29 +509,10 @@ fn an_export_killed_mid_run_completes_exactly_once_after_restart() {
 fn a_stop_that_an_after_script_outlasts_leaves_no_clean_mark() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let envs = [
-        ("EXPORTD_HOOK_TIMEOUT", "7"),
-        ("EXPORTD_HOOK_CPU_SECS", "7"),
-    ];
+    let envs = hook_limits("7");
     let server = spawn_with(dir.path(), port, &envs);
-    let mut c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
-    setup_big_org(&mut c, 10);
-    // exponential backtracking: seconds of work, no loop for the sandbox's iteration limit
-    let script = "/(a+)+b/.test('a'.repeat(40))";
-    let (_, a) = c.api(
-        "POST",
-        "/acme/v2/exports",
-        Some(json!({"label": "slow", "objects": "c_rows", "afterScript": script})),
-    );
-    let a = a["_id"].as_str().unwrap().to_string();
-    wait_for(&c, &a, |v| {
-        v["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["name"] == "afterScript.started"))
-    });
+    let mut c = Client::at(port);
+    let a = export_with_a_backtracking_after_script(&mut c, 40);
     let t = Instant::now();
     assert!(send_signal(server.id(), "TERM"));
     let status = wait_with_timeout(server, Duration::from_secs(10)).expect("no exit in 10 s");
@@ -581,29 +589,9 @@ fn an_after_script_dies_with_a_killed_server() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     // limits far beyond the test: only the server's death can end the script in time
-    let envs = [
-        ("EXPORTD_HOOK_TIMEOUT", "300"),
-        ("EXPORTD_HOOK_CPU_SECS", "300"),
-    ];
-    let mut server = KilledAtEnd(spawn_with(dir.path(), port, &envs));
-    let mut c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
-    setup_big_org(&mut c, 10);
-    // exponential backtracking: hours of work, no loop for the sandbox's iteration limit
-    let script = "/(a+)+b/.test('a'.repeat(60))";
-    let (_, a) = c.api(
-        "POST",
-        "/acme/v2/exports",
-        Some(json!({"label": "endless", "objects": "c_rows", "afterScript": script})),
-    );
-    let a = a["_id"].as_str().unwrap().to_string();
-    wait_for(&c, &a, |v| {
-        v["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["name"] == "afterScript.started"))
-    });
+    let mut server = KilledAtEnd(spawn_with(dir.path(), port, &hook_limits("300")));
+    let mut c = Client::at(port);
+    export_with_a_backtracking_after_script(&mut c, 60);
     // a child that runs (starting up or in the script: either way, without the server it
     // would go on to run the script to its limits)
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -639,10 +627,7 @@ fn sigterm_puts_a_running_export_back_to_pending() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = spawn(dir.path(), port);
-    let mut c = Client {
-        base: format!("http://127.0.0.1:{port}"),
-        token: String::new(),
-    };
+    let mut c = Client::at(port);
     setup_big_org(&mut c, 30_000);
     let (_, a) = c.api(
         "POST",

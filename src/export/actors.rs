@@ -47,7 +47,6 @@ impl ExportSupervisor {
         let running = Arc::new(std::sync::Mutex::new(HashMap::new()));
         let shutting_down = Arc::new(AtomicBool::new(false));
         let orgs = store.orgs_with_queue()?;
-        let in_flight = store.writers.clone();
         let sup = ExportSupervisor {
             hook: Arc::new(hook),
             store,
@@ -64,7 +63,6 @@ impl ExportSupervisor {
             supervisor: sup,
             running,
             shutting_down,
-            in_flight,
         })
     }
 
@@ -236,8 +234,8 @@ impl OrgExporter {
                 let s4 = store.clone();
                 let hook_in_flight = writers.enter();
                 tokio::task::spawn_blocking(move || {
-                    crate::hook::runner::after_run(&s4, &hook, &rec);
-                    drop(hook_in_flight);
+                    let _running = hook_in_flight;
+                    crate::hook::runner::after_run(&s4, &hook, &rec)
                 });
             }
             running

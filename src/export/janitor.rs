@@ -30,12 +30,11 @@ impl Actor for Janitor {
             let store = act.store.clone();
             let exports = act.exports.clone();
             actix::spawn(async move {
-                let sweep = move || {
-                    let swept = sweep(&store, &exports);
-                    drop(in_flight);
-                    swept
-                };
-                match tokio::task::spawn_blocking(sweep).await {
+                let swept = tokio::task::spawn_blocking(move || {
+                    let _sweeping = in_flight;
+                    sweep(&store, &exports)
+                });
+                match swept.await {
                     Ok(Ok(n)) if n > 0 => {
                         tracing::info!(expired = n, "janitor removed expired exports")
                     }

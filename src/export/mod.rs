@@ -14,7 +14,6 @@ pub mod prefix;
 pub mod record;
 
 use crate::model::ids::ObjectId;
-use crate::store::writers::Writers;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,9 +31,6 @@ pub struct ExportService {
     pub supervisor: actix::Addr<actors::ExportSupervisor>,
     pub running: Arc<Mutex<HashMap<ObjectId, RunHandle>>>,
     pub shutting_down: Arc<AtomicBool>,
-    /// The store's count of background writers; runs (until settled), afterScripts and the
-    /// janitor's sweeps enter it.
-    pub in_flight: Writers,
 }
 
 impl ExportService {
@@ -70,11 +66,8 @@ impl ExportService {
             .contains_key(&id)
     }
 
-    /// SIGTERM: no new runs; running ones stop and go back to `pending`. Returns whether
-    /// every background writer of the store (runs, afterScripts, janitor sweeps, bulk inserts
-    /// and uploads) ended within `wait`.
-    pub async fn shutdown(&self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
+    /// SIGTERM: no new runs or janitor sweeps; running ones stop and go back to `pending`.
+    pub async fn shutdown(&self, wait: Duration) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let ids: Vec<ObjectId> = self
             .running
@@ -87,12 +80,5 @@ impl ExportService {
             .into_iter()
             .map(|id| self.stop(id, pipeline::STOP_SHUTDOWN, wait));
         futures_util::future::join_all(stops).await;
-        while self.in_flight.count() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
     }
 }

@@ -718,6 +718,23 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// Flips the byte of the log at `lsn`, found through its segment's header.
+    fn flip_at_lsn(dir: &Path, lsn: i64) {
+        let base = lsn / SEGMENT as i64 * SEGMENT as i64;
+        let segments = segments_in_log_order(dir);
+        let &(_, lid) = segments.iter().find(|(at, _)| *at == base).unwrap();
+        flip(&dir.join("db/db"), lid + (lsn - base) as usize);
+    }
+
+    /// The log position the last clean stop of `dir` recorded.
+    fn clean_stop_lsn(dir: &Path) -> i64 {
+        CleanStop::read(&dir.join(CLEAN_FILE))
+            .unwrap()
+            .expect("a clean stop")
+            .stable_lsn
+            .expect("the stop records its log position")
+    }
+
     /// Damage to a cleanly stopped database: refused without a write, as long as the
     /// clean-stop file is there.
     fn refused_until_the_clean_file_goes(dir: &Path, master: &Key, at: &str) {
@@ -772,15 +789,8 @@ mod tests {
         let master = Key::random();
         let dir = tempfile::tempdir().unwrap();
         stopped_cleanly_over_segments(dir.path(), &master);
-        let clean = CleanStop::read(&dir.path().join(CLEAN_FILE))
-            .unwrap()
-            .unwrap();
-        let tip = clean.stable_lsn.expect("the stop records its log position");
         // in the last write (the mark), which sled's first pass would take for a torn tail
-        let base = tip / SEGMENT as i64 * SEGMENT as i64;
-        let segments = segments_in_log_order(dir.path());
-        let &(_, lid) = segments.iter().find(|(lsn, _)| *lsn == base).unwrap();
-        flip(&dir.path().join("db/db"), lid + (tip - base) as usize - 40);
+        flip_at_lsn(dir.path(), clean_stop_lsn(dir.path()) - 40);
         refused_until_the_clean_file_goes(dir.path(), &master, "of db/db");
     }
 
@@ -789,11 +799,7 @@ mod tests {
         let master = Key::random();
         let dir = tempfile::tempdir().unwrap();
         let written = stopped_cleanly_over_segments(dir.path(), &master);
-        let tip = CleanStop::read(&dir.path().join(CLEAN_FILE))
-            .unwrap()
-            .unwrap()
-            .stable_lsn
-            .unwrap();
+        let tip = clean_stop_lsn(dir.path());
         // a writer the stop did not wait for (a request dropped at the graceful stop's
         // limit) wrote after the mark, and the process ended with its write torn: the mark
         // is still there, the log goes on past the position it vouches for
@@ -806,10 +812,7 @@ mod tests {
         released(dir.path());
         let torn = end - 40;
         assert!(torn > tip, "{torn} is not past the clean stop's {tip}");
-        let base = torn / SEGMENT as i64 * SEGMENT as i64;
-        let segments = segments_in_log_order(dir.path());
-        let &(_, lid) = segments.iter().find(|(lsn, _)| *lsn == base).unwrap();
-        flip(&dir.path().join("db/db"), lid + (torn - base) as usize);
+        flip_at_lsn(dir.path(), torn);
 
         // everything the clean stop vouched for is served, not refused; the torn tail is
         // cut as sled cuts any, so the late write is gone or whole, never damaged

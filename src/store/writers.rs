@@ -19,6 +19,17 @@ impl Writers {
     pub fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Waits until no writer is left, at most until `deadline`; whether none is.
+    pub async fn quiet_by(&self, deadline: tokio::time::Instant) -> bool {
+        while self.count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
+    }
 }
 
 impl Drop for WriterGuard {
